@@ -1,0 +1,400 @@
+//! One delivery of a webhook body: sign afresh, POST, classify, record.
+//!
+//! Every attempt sends the same body bytes with its own `x-amzn-event-timestamp` and signature.
+//! The outcome is data: 2xx is delivered; 408, 425, 429, 5xx, timeouts and connection errors are
+//! transient (with `Retry-After` surfaced); 3xx and every other 4xx are permanent. The retry
+//! schedule belongs to the caller (the Step Functions `Retry`, or the local engine): this module
+//! makes one attempt, plus exactly one more after a 401/403 with the secret read afresh, in
+//! case it was rotated.
+//!
+//! Records never hold the secret or a signature; the response excerpt is scrubbed of both in
+//! case a receiver echoes them.
+
+use crate::payload::WebhookBody;
+use crate::ports::SecretSource;
+use crate::ports::{Clock, SignedRequest, TransportError, WebhookResponse, WebhookTransport};
+use crate::secret::{SecretError, WebhookConfig};
+use crate::signing::{self, Signature};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// A later attempt may succeed (overload, outage, network).
+    Transient,
+    /// The same request will fail again (authentication, validation, configuration).
+    Permanent,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    Delivered,
+    Transient,
+    Permanent,
+}
+
+/// Classifies an HTTP status from the webhook.
+pub fn classify_status(status: u16) -> AttemptOutcome {
+    match status {
+        200..=299 => AttemptOutcome::Delivered,
+        408 | 425 | 429 | 500..=599 => AttemptOutcome::Transient,
+        _ => AttemptOutcome::Permanent,
+    }
+}
+
+/// One HTTP attempt, as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptRecord {
+    /// When the request was signed (RFC 3339, milliseconds).
+    pub at: String,
+    /// The `x-amzn-event-timestamp` sent.
+    pub event_timestamp: String,
+    pub outcome: AttemptOutcome,
+    /// Absent when no HTTP answer came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// `Retry-After` in seconds from `at`, when the webhook sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// Why it failed, when it did (transport errors, refusals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The start of the response body, scrubbed of the secret and the signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_excerpt: Option<String>,
+}
+
+/// The result of [`Deliverer::deliver`]: the attempts made and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub outcome: AttemptOutcome,
+    /// Hex SHA-256 of the body: the same on every attempt of an incident.
+    pub body_sha256: String,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+impl DeliveryRecord {
+    /// The last attempt (there is always one).
+    pub fn last(&self) -> &AttemptRecord {
+        self.attempts
+            .last()
+            .expect("a delivery makes at least one attempt")
+    }
+}
+
+/// Why a delivery did not end in a 2xx.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The webhook answered non-2xx or could not be reached; the record says how.
+    #[error("{}", summary(.0))]
+    Failed(DeliveryRecord),
+    /// The webhook's URL and secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl DeliveryError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Failed(record) if record.outcome == AttemptOutcome::Transient => {
+                ErrorKind::Transient
+            }
+            Self::Failed(_) => ErrorKind::Permanent,
+            Self::Secret(SecretError::Unavailable(_)) => ErrorKind::Transient,
+            Self::Secret(_) => ErrorKind::Permanent,
+        }
+    }
+}
+
+fn summary(record: &DeliveryRecord) -> String {
+    let last = record.last();
+    let what = match (last.status_code, &last.error) {
+        (Some(status), _) => format!("webhook answered {status}"),
+        (None, Some(error)) => error.clone(),
+        (None, None) => "no answer".to_owned(),
+    };
+    let mut text = format!(
+        "{what} after {} ms ({} attempt(s), {})",
+        last.latency_ms,
+        record.attempts.len(),
+        match last.outcome {
+            AttemptOutcome::Transient => "transient",
+            AttemptOutcome::Permanent => "permanent",
+            AttemptOutcome::Delivered => "delivered",
+        }
+    );
+    if let Some(seconds) = last.retry_after_seconds {
+        text.push_str(&format!("; Retry-After {seconds} s"));
+    }
+    text
+}
+
+/// Delivers webhook bodies with injected secrets, transport and clock.
+#[derive(Clone)]
+pub struct Deliverer {
+    secrets: Arc<dyn SecretSource>,
+    transport: Arc<dyn WebhookTransport>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Deliverer {
+    pub fn new(
+        secrets: Arc<dyn SecretSource>,
+        transport: Arc<dyn WebhookTransport>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            secrets,
+            transport,
+            clock,
+        }
+    }
+
+    /// One delivery: an attempt, and after a 401/403 one more with the secret reread.
+    pub async fn deliver(&self, body: &WebhookBody) -> Result<DeliveryRecord, DeliveryError> {
+        let config = self.secrets.webhook_config().await?;
+        let mut attempts = vec![self.attempt(&config, body).await];
+        if matches!(attempts[0].status_code, Some(401 | 403)) {
+            let config = self.secrets.refresh().await?;
+            attempts.push(self.attempt(&config, body).await);
+        }
+        let record = DeliveryRecord {
+            outcome: attempts.last().expect("one attempt at least").outcome,
+            body_sha256: body.sha256_hex(),
+            attempts,
+        };
+        match record.outcome {
+            AttemptOutcome::Delivered => Ok(record),
+            _ => Err(DeliveryError::Failed(record)),
+        }
+    }
+
+    async fn attempt(&self, config: &WebhookConfig, body: &WebhookBody) -> AttemptRecord {
+        let now = self.clock.now();
+        let event_timestamp = signing::event_timestamp(now);
+        let signature = signing::sign(&config.secret, &event_timestamp, body.as_bytes());
+        let request = SignedRequest {
+            url: &config.url,
+            timestamp: &event_timestamp,
+            signature: &signature,
+            body: body.as_bytes(),
+        };
+        let started = Instant::now();
+        let answer = self.transport.post(request).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        match answer {
+            Ok(response) => AttemptRecord {
+                at,
+                event_timestamp,
+                outcome: classify_status(response.status),
+                status_code: Some(response.status),
+                latency_ms,
+                retry_after_seconds: response
+                    .retry_after
+                    .as_deref()
+                    .and_then(|value| retry_after_seconds(value, now)),
+                error: None,
+                response_excerpt: excerpt(&response, config, &signature),
+            },
+            Err(error) => AttemptRecord {
+                at,
+                event_timestamp,
+                outcome: match error {
+                    TransportError::Refused(_) => AttemptOutcome::Permanent,
+                    _ => AttemptOutcome::Transient,
+                },
+                status_code: None,
+                latency_ms,
+                retry_after_seconds: None,
+                error: Some(error.to_string()),
+                response_excerpt: None,
+            },
+        }
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date, in seconds from `now` (never negative).
+pub fn retry_after_seconds(value: &str, now: DateTime<Utc>) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds);
+    }
+    let date = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(u64::try_from((date.with_timezone(&Utc) - now).num_seconds()).unwrap_or(0))
+}
+
+fn excerpt(
+    response: &WebhookResponse,
+    config: &WebhookConfig,
+    signature: &Signature,
+) -> Option<String> {
+    if response.body_excerpt.is_empty() {
+        return None;
+    }
+    let mut text = response
+        .body_excerpt
+        .replace(signature.expose(), "[redacted]");
+    if let Ok(secret) = std::str::from_utf8(config.secret.bytes()) {
+        text = text.replace(secret, "[redacted]");
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::AlarmEvent;
+    use crate::secret::CachedSecretSource;
+    use crate::testing::{FakeTransport, FixedClock, SECRET_DOC, ScriptedFetcher};
+    use std::time::Duration;
+
+    macro_rules! status_rows {
+        ($($status:expr => $outcome:ident,)*) => {
+            #[test]
+            fn every_status_has_one_outcome() {
+                $(assert_eq!(classify_status($status), AttemptOutcome::$outcome, "status {}", $status);)*
+            }
+        };
+    }
+
+    status_rows! {
+        200 => Delivered, 202 => Delivered, 204 => Delivered,
+        301 => Permanent, 302 => Permanent, 304 => Permanent,
+        400 => Permanent, 401 => Permanent, 403 => Permanent, 404 => Permanent, 410 => Permanent,
+        413 => Permanent, 422 => Permanent,
+        408 => Transient, 425 => Transient, 429 => Transient,
+        500 => Transient, 502 => Transient, 503 => Transient, 504 => Transient,
+    }
+
+    fn body() -> WebhookBody {
+        let event =
+            AlarmEvent::parse(include_bytes!("../tests/fixtures/metric-alarm.json")).unwrap();
+        WebhookBody::render(&event)
+    }
+
+    fn deliverer(transport: Arc<FakeTransport>, docs: Vec<String>) -> (Deliverer, Arc<FixedClock>) {
+        let clock = Arc::new(FixedClock::at("2026-11-24T10:00:00Z"));
+        let secrets = CachedSecretSource::new(
+            ScriptedFetcher::new(docs),
+            clock.clone(),
+            Duration::from_secs(300),
+        );
+        (
+            Deliverer::new(Arc::new(secrets), transport, clock.clone()),
+            clock,
+        )
+    }
+
+    #[tokio::test]
+    async fn delivered_on_2xx_with_one_attempt() {
+        let transport = Arc::new(FakeTransport::answering([Ok(200)]));
+        let (deliverer, _) = deliverer(transport.clone(), vec![SECRET_DOC.into()]);
+        let record = deliverer.deliver(&body()).await.unwrap();
+        assert_eq!(record.outcome, AttemptOutcome::Delivered);
+        assert_eq!(record.attempts.len(), 1);
+        assert_eq!(record.body_sha256, body().sha256_hex());
+        let sent = transport.sent();
+        assert_eq!(sent[0].body, body().as_bytes());
+        assert!(sent[0].signature_valid_with("test-secret"));
+    }
+
+    #[tokio::test]
+    async fn transient_statuses_surface_retry_after() {
+        let transport = Arc::new(FakeTransport::answering([Ok(429)]).with_retry_after("7"));
+        let (deliverer, _) = deliverer(transport, vec![SECRET_DOC.into()]);
+        let error = deliverer.deliver(&body()).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Transient);
+        let DeliveryError::Failed(record) = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(record.last().retry_after_seconds, Some(7));
+        assert!(
+            error.to_string().contains("webhook answered 429"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_errors_are_transient_and_refusals_permanent() {
+        for (failure, kind) in [
+            (
+                TransportError::Connect("refused".into()),
+                ErrorKind::Transient,
+            ),
+            (TransportError::TimedOut(10_000), ErrorKind::Transient),
+            (
+                TransportError::Refused("plain http".into()),
+                ErrorKind::Permanent,
+            ),
+        ] {
+            let transport = Arc::new(FakeTransport::answering([Err(failure)]));
+            let (deliverer, _) = deliverer(transport, vec![SECRET_DOC.into()]);
+            assert_eq!(deliverer.deliver(&body()).await.unwrap_err().kind(), kind);
+        }
+    }
+
+    #[tokio::test]
+    async fn unauthorized_rereads_the_secret_and_resigns_once() {
+        let rotated = SECRET_DOC.replace("test-secret", "rotated-secret");
+        let transport = Arc::new(FakeTransport::answering([Ok(401), Ok(200)]));
+        let (deliverer, clock) = deliverer(transport.clone(), vec![SECRET_DOC.into(), rotated]);
+        clock.set_step(Duration::from_secs(1));
+        let record = deliverer.deliver(&body()).await.unwrap();
+        assert_eq!(record.attempts.len(), 2);
+        let sent = transport.sent();
+        assert!(sent[1].signature_valid_with("rotated-secret"));
+        assert_ne!(
+            sent[0].timestamp, sent[1].timestamp,
+            "each attempt signs with its own timestamp"
+        );
+        assert_eq!(sent[0].body, sent[1].body);
+    }
+
+    #[tokio::test]
+    async fn forbidden_twice_is_permanent() {
+        let transport = Arc::new(FakeTransport::answering([Ok(403), Ok(403)]));
+        let (deliverer, _) = deliverer(transport, vec![SECRET_DOC.into(), SECRET_DOC.into()]);
+        let error = deliverer.deliver(&body()).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Permanent);
+    }
+
+    #[tokio::test]
+    async fn echoed_secret_and_signature_are_scrubbed() {
+        let transport = Arc::new(FakeTransport::answering([Ok(400)]).echoing_credentials());
+        let (deliverer, _) = deliverer(transport, vec![SECRET_DOC.into()]);
+        let error = deliverer.deliver(&body()).await.unwrap_err();
+        let DeliveryError::Failed(record) = error else {
+            panic!()
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(!text.contains("test-secret"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(retry_after_seconds("120", now), Some(120));
+        assert_eq!(
+            retry_after_seconds("Tue, 24 Nov 2026 10:00:30 GMT", now),
+            Some(30)
+        );
+        assert_eq!(
+            retry_after_seconds("Tue, 24 Nov 2026 09:00:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(retry_after_seconds("soon", now), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! alarm-relay: CloudWatch alarm state changes in, signed AWS DevOps Agent investigations out.
+//!
+//! The domain ([`event`], [`payload`], [`signing`], [`delivery`]) never touches an AWS SDK or a
+//! socket; it talks to the world through the small traits in [`ports`], which [`adapters`]
+//! implement for AWS and for the local, single-machine mode.
+
+pub mod adapters;
+pub mod delivery;
+pub mod event;
+pub mod payload;
+pub mod ports;
+pub mod pyjson;
+pub mod secret;
+pub mod signing;
+pub mod testing;

@@ -1,0 +1,87 @@
+//! The webhook body DevOps Agent receives: the seed's payload, byte for byte.
+//!
+//! For every event the seed handles, [`WebhookBody::render`] returns exactly the bytes of the
+//! seed's `json.dumps(payload)`: same keys in the same order, same `description` text, the
+//! event's `metrics` passed through unchanged. The signature covers these bytes, and DevOps Agent
+//! deduplicates repeated messages, so every retry sends the same bytes.
+
+use crate::event::AlarmEvent;
+use crate::pyjson;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+/// The exact bytes of one webhook body (ASCII JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookBody(String);
+
+impl WebhookBody {
+    /// The body for `event`, whatever its state (the seed skips non-ALARM states before
+    /// building it; rendering them shows what it would have sent).
+    pub fn render(event: &AlarmEvent) -> Self {
+        let state = event.state();
+        let reason = state.reason.as_deref().unwrap_or("");
+        let payload = json!({
+            "eventType": "incident",
+            "incidentId": event.incident_id().as_str(),
+            "action": "created",
+            "priority": "HIGH",
+            "title": format!("CloudWatch Alarm: {}", event.alarm_name()),
+            "description": description(event, reason),
+            "timestamp": event.state_timestamp(),
+            "service": event.alarm_name(),
+            "data": {
+                "metadata": {
+                    "alarmName": event.alarm_name(),
+                    "region": event.region(),
+                    "accountId": event.account(),
+                    "newState": state.value.as_str(),
+                    "reason": reason,
+                    "alarmArn": event.alarm_arn(),
+                    "metrics": event.metrics(),
+                }
+            }
+        });
+        Self(pyjson::dumps(&payload))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Hex SHA-256 of the bytes: lets the audit trail show that every attempt sent the same body.
+    pub fn sha256_hex(&self) -> String {
+        let digest = Sha256::digest(self.as_bytes());
+        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
+/// The seed's description: five fixed lines, then the first metric when there is one.
+fn description(event: &AlarmEvent, reason: &str) -> String {
+    let mut text = format!(
+        "CloudWatch Alarm: {}\nAWS Account: {}\nRegion: {}\nState: {}\nReason: {}",
+        event.alarm_name(),
+        event.account(),
+        event.region(),
+        event.state().value,
+        reason
+    );
+    if pyjson::truthy(event.metrics()) {
+        let empty = Map::new();
+        let metric = event.first_metric().unwrap_or(&empty);
+        let field = |name: &str| metric.get(name).and_then(Value::as_str).unwrap_or("");
+        text.push_str(&format!(
+            "\nMetric: {}/{}",
+            field("namespace"),
+            field("name")
+        ));
+        if let Some(dimensions) = metric.get("dimensions").filter(|d| pyjson::truthy(d)) {
+            text.push_str("\nDimensions: ");
+            text.push_str(&pyjson::dumps(dimensions));
+        }
+    }
+    text
+}
