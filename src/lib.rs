@@ -5,11 +5,17 @@
 //! implement for AWS and for the local, single-machine mode.
 
 pub mod adapters;
+#[cfg(feature = "local")]
+pub mod cli;
+pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod payload;
 pub mod ports;
 pub mod pyjson;
+#[cfg(feature = "local")]
+pub mod receiver;
 pub mod secret;
+pub mod signer;
 pub mod signing;
 pub mod testing;

@@ -45,21 +45,8 @@ pub struct WebhookConfig {
 impl WebhookConfig {
     /// Parses the secret document. Errors name the key at fault, never its value.
     pub fn from_json(document: &str) -> Result<Self, SecretError> {
-        let value: Value = serde_json::from_str(document).map_err(|error| {
-            SecretError::Malformed(format!(
-                "not JSON (line {}, column {})",
-                error.line(),
-                error.column()
-            ))
-        })?;
-        let field = |key: &str| -> Result<&str, SecretError> {
-            value
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|text| !text.is_empty())
-                .ok_or_else(|| SecretError::Malformed(format!("{key} must be a non-empty string")))
-        };
-        let url = Url::parse(field(URL_KEY)?)
+        let value = parse_document(document)?;
+        let url = Url::parse(field(&value, URL_KEY)?)
             .map_err(|error| SecretError::Malformed(format!("{URL_KEY} is not a URL: {error}")))?;
         if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
             return Err(SecretError::Malformed(format!(
@@ -68,9 +55,35 @@ impl WebhookConfig {
         }
         Ok(Self {
             url,
-            secret: WebhookSecret::new(field(SECRET_KEY)?),
+            secret: WebhookSecret::new(field(&value, SECRET_KEY)?),
         })
     }
+}
+
+/// Only the HMAC secret of a document (`sign`, `verify` and the receiver need no URL).
+pub fn secret_from_json(document: &str) -> Result<WebhookSecret, SecretError> {
+    Ok(WebhookSecret::new(field(
+        &parse_document(document)?,
+        SECRET_KEY,
+    )?))
+}
+
+fn parse_document(document: &str) -> Result<Value, SecretError> {
+    serde_json::from_str(document).map_err(|error| {
+        SecretError::Malformed(format!(
+            "not JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        ))
+    })
+}
+
+fn field<'a>(document: &'a Value, key: &str) -> Result<&'a str, SecretError> {
+    document
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
+        .ok_or_else(|| SecretError::Malformed(format!("{key} must be a non-empty string")))
 }
 
 struct Cached {

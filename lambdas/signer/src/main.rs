@@ -1,1 +1,26 @@
-fn main() {}
+//! The signer Lambda: the workflow's Deliver state. Wiring only; the logic is
+//! `alarm_relay::signer::handle`.
+
+use alarm_relay::adapters::aws::signer_deliverer;
+use alarm_relay::config::SignerConfig;
+use alarm_relay::signer;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = SignerConfig::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deliverer = signer_deliverer(&config, &aws)?;
+    let deliverer = &deliverer;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        signer::handle(event.payload, deliverer)
+            .await
+            .map_err(|error| Diagnostic {
+                error_type: error.name.as_str().to_owned(),
+                error_message: error.message,
+            })
+    }))
+    .await
+}

@@ -1,6 +1,5 @@
-//! Local adapters (the `local` feature): the secret file and the webhook receiver.
+//! Local adapters (the `local` feature).
 
-pub mod receiver;
 mod secret_file;
 
 pub use secret_file::SecretFile;

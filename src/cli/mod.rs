@@ -1,0 +1,161 @@
+//! The `alarm-relay` command line (the `local` feature).
+//!
+//! Exit codes: 0 success; 1 a check that ran and failed (`verify` mismatch, an undelivered
+//! demo incident); 2 bad input (unreadable file, malformed event, secret or option), with
+//! one line on stderr and nothing on stdout.
+
+mod debug;
+mod demo;
+mod receiver;
+
+use clap::{Parser, Subcommand};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Turns CloudWatch alarm state changes into signed AWS DevOps Agent webhook investigations.
+#[derive(Debug, Parser)]
+#[command(name = "alarm-relay", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the exact webhook body bytes for an alarm event (no enrichment, no newline).
+    Render {
+        /// EventBridge alarm event JSON; standard input when absent.
+        #[arg(long, value_name = "F")]
+        event: Option<PathBuf>,
+    },
+    /// Print the x-amzn-event-signature for a body and timestamp.
+    Sign {
+        #[command(flatten)]
+        secret: SecretArg,
+        /// The x-amzn-event-timestamp, e.g. 2026-11-24T10:00:00.000Z.
+        #[arg(long, value_name = "TS")]
+        timestamp: String,
+        /// The exact body bytes; standard input when absent.
+        #[arg(long, value_name = "B")]
+        body_file: Option<PathBuf>,
+    },
+    /// Check a signature: prints `valid` (exit 0) or what does not match (exit 1).
+    Verify {
+        #[command(flatten)]
+        secret: SecretArg,
+        /// The x-amzn-event-timestamp that was sent.
+        #[arg(long, value_name = "TS")]
+        timestamp: String,
+        /// The x-amzn-event-signature that was sent.
+        #[arg(long, value_name = "SIG")]
+        signature: String,
+        /// The exact body bytes that were sent; standard input when absent.
+        #[arg(long, value_name = "B")]
+        body_file: Option<PathBuf>,
+    },
+    /// Run a webhook receiver that checks signatures as DevOps Agent does.
+    Receiver(receiver::ReceiverArgs),
+    /// Deliver sample Network Flow Monitor alarms to a built-in receiver, with faults.
+    Demo,
+}
+
+/// The webhook secret document, `{"WEBHOOK_URL": "...", "WEBHOOK_SECRET": "..."}`.
+#[derive(Debug, clap::Args)]
+struct SecretArg {
+    /// File holding the Secrets Manager JSON document.
+    #[arg(
+        long = "secret-file",
+        env = "ALARM_RELAY_SECRET_FILE",
+        value_name = "F"
+    )]
+    path: PathBuf,
+}
+
+/// How a command failed, and so its exit code.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// Exit 2: the input cannot be used.
+    #[error("{0}")]
+    Input(String),
+    /// Exit 1: the command ran and the check failed; the message goes to stdout.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn input(context: impl std::fmt::Display, error: impl std::fmt::Display) -> Self {
+        Self::Input(format!("{context}: {error}"))
+    }
+}
+
+/// Runs one command and maps the outcome to the exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Render { event } => debug::render(event.as_deref()),
+        Command::Sign {
+            secret,
+            timestamp,
+            body_file,
+        } => debug::sign(&secret.path, &timestamp, body_file.as_deref()),
+        Command::Verify {
+            secret,
+            timestamp,
+            signature,
+            body_file,
+        } => debug::verify(&secret.path, &timestamp, &signature, body_file.as_deref()),
+        Command::Receiver(args) => receiver::run(args).await,
+        Command::Demo => demo::run().await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Failed(message)) => {
+            println!("{message}");
+            ExitCode::from(1)
+        }
+        Err(CliError::Input(message)) => {
+            eprintln!("alarm-relay: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs to stderr, `RUST_LOG` deciding (warnings only by default).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A file's bytes, or standard input's; at most `limit` bytes are read (one more tells the
+/// caller the input was larger).
+fn read_input(path: Option<&Path>, limit: usize) -> Result<Vec<u8>, CliError> {
+    let mut bytes = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let read = match path {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|file| file.take(cap).read_to_end(&mut bytes))
+            .map_err(|error| CliError::input(path.display(), error)),
+        None => std::io::stdin()
+            .lock()
+            .take(cap)
+            .read_to_end(&mut bytes)
+            .map_err(|error| CliError::input("standard input", error)),
+    };
+    read.map(|_| bytes)
+}
+
+fn read_secret_file(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|error| CliError::input(path.display(), error))
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|error| CliError::input("standard output", error))
+}

@@ -1,0 +1,72 @@
+//! `receiver`: the local DevOps Agent stand-in, until interrupted.
+
+use super::{CliError, read_secret_file};
+use crate::receiver::{FaultPlan, Receiver, ReceiverConfig};
+use crate::secret::secret_from_json;
+use crate::signing::TOLERANCE_IN_SECONDS;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ReceiverArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    #[command(flatten)]
+    secret: super::SecretArg,
+    /// JSON-lines file that gets one line per request.
+    #[arg(long, value_name = "OUT.jsonl")]
+    record: PathBuf,
+    /// Faults for the next requests, in order: STATUS, STATUS:retry-after=VALUE, delay=MS, drop.
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    faults: String,
+    /// How far x-amzn-event-timestamp may stray from this machine's clock.
+    #[arg(long, value_name = "SECONDS", default_value_t = TOLERANCE_IN_SECONDS)]
+    tolerance_seconds: u64,
+}
+
+pub(super) async fn run(args: ReceiverArgs) -> Result<(), CliError> {
+    let secret = secret_from_json(&read_secret_file(&args.secret.path)?)
+        .map_err(|error| CliError::input(args.secret.path.display(), error))?;
+    let faults =
+        FaultPlan::parse(&args.faults).map_err(|error| CliError::input("--faults", error))?;
+    let listen = tokio::net::lookup_host(&args.listen)
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| CliError::Input(format!("--listen {:?} is not a host:port", args.listen)))?;
+    let config = ReceiverConfig {
+        secret,
+        record_path: args.record.clone(),
+        faults,
+        tolerance: Duration::from_secs(args.tolerance_seconds),
+    };
+    let receiver = Receiver::start(listen, config)
+        .await
+        .map_err(|error| CliError::input(format!("receiver on {listen}"), error))?;
+    println!("receiver listening on {}", receiver.url());
+    shutdown_signal().await;
+    receiver.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,6 @@
+//! The integration tests: one crate, one module per area.
+
+mod cli;
+mod receiver;
+mod schemas;
+mod seed_compat;
