@@ -36,17 +36,29 @@ pub enum PyNumber {
 }
 
 /// Classifies a number literal; refuses what an `i64` or a finite `f64` cannot hold.
+/// Errors quote at most this many characters of a literal.
+const LITERAL_QUOTE_LIMIT: usize = 40;
+
 pub fn check_number(number: &Number) -> Result<PyNumber, NumberError> {
     let text = number.to_string();
     if text.contains(['.', 'e', 'E']) {
         match text.parse::<f64>() {
             Ok(value) if value.is_finite() => Ok(PyNumber::Float(value)),
-            _ => Err(NumberError::FloatOutOfRange(text)),
+            _ => Err(NumberError::FloatOutOfRange(short_literal(&text))),
         }
     } else {
         text.parse::<i64>()
             .map(PyNumber::Int)
-            .map_err(|_| NumberError::IntegerOutOfRange(text))
+            .map_err(|_| NumberError::IntegerOutOfRange(short_literal(&text)))
+    }
+}
+
+/// Number literals are ASCII, so cutting at a byte index is safe.
+fn short_literal(text: &str) -> String {
+    if text.len() > LITERAL_QUOTE_LIMIT {
+        format!("{}… ({} digits)", &text[..LITERAL_QUOTE_LIMIT], text.len())
+    } else {
+        text.to_owned()
     }
 }
 
@@ -139,8 +151,20 @@ pub fn float_repr(value: f64) -> String {
         }
         .to_owned();
     }
-    // Rust's `{:e}` prints the shortest round-tripping digits, as Python's repr does.
-    let scientific = format!("{:e}", value.abs());
+    // Rust's `{:e}` prints the shortest round-tripping digits, as Python's repr does, but breaks
+    // an exact tie between two such strings upwards, where Python's dtoa rounds half to even
+    // (1125899906842624.25 → Python `…624.2`, `{:e}` `…624.3`). Precision formatting is exact and
+    // rounds half to even, so redo the rounding at the same length and keep it if it round-trips.
+    let shortest = format!("{:e}", value.abs());
+    let length = shortest.split('e').next().map_or(1, |mantissa| {
+        mantissa.chars().filter(char::is_ascii_digit).count()
+    });
+    let nearest = format!("{:.*e}", length - 1, value.abs());
+    let scientific = if nearest.parse::<f64>() == Ok(value.abs()) {
+        nearest
+    } else {
+        shortest
+    };
     let (mantissa, exponent) = scientific
         .split_once('e')
         .expect("`{:e}` always writes an exponent");
@@ -228,6 +252,9 @@ mod tests {
         dumps_literals: "[true,false,null]" => "[true, false, null]";
         dumps_big_exponent_mantissa: "1.5e300" => "1.5e+300";
         dumps_i64_min: "-9223372036854775808" => "-9223372036854775808";
+        dumps_float_tie_rounds_half_even: "1125899906842624.25" => "1125899906842624.2";
+        dumps_float_tie_odd_neighbour_rounds_up: "1125899906842624.75" => "1125899906842624.8";
+        dumps_float_tie_negative: "-1337759146030.65625" => "-1337759146030.6562";
     }
 
     #[test]
