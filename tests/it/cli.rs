@@ -12,7 +12,9 @@ const SECRET: &str = "cli-test-secret";
 const TS: &str = "2026-11-24T10:00:00.000Z";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn relay(args: &[&str], stdin: &[u8]) -> Output {
@@ -39,8 +41,10 @@ impl Files {
         };
         files.write(
             "secret.json",
-            format!(r#"{{"WEBHOOK_URL":"https://example.invalid/hook","WEBHOOK_SECRET":"{SECRET}"}}"#)
-                .as_bytes(),
+            format!(
+                r#"{{"WEBHOOK_URL":"https://example.invalid/hook","WEBHOOK_SECRET":"{SECRET}"}}"#
+            )
+            .as_bytes(),
         );
         files
     }
@@ -52,16 +56,27 @@ impl Files {
     }
 
     fn secret(&self) -> String {
-        self.dir.path().join("secret.json").to_str().unwrap().to_owned()
+        self.dir
+            .path()
+            .join("secret.json")
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
 fn assert_bad_input(output: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
-    assert!(output.stdout.is_empty(), "stdout must stay empty on bad input");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout must stay empty on bad input"
+    );
     assert_eq!(stderr.lines().count(), 1, "one line on stderr: {stderr}");
-    assert!(stderr.contains(needle), "{stderr:?} should mention {needle:?}");
+    assert!(
+        stderr.contains(needle),
+        "{stderr:?} should mention {needle:?}"
+    );
     assert!(!stderr.contains("panicked"));
 }
 
@@ -74,10 +89,24 @@ fn metric_body() -> Vec<u8> {
 
 #[test]
 fn render_prints_exact_body_from_file_and_stdin() {
-    let from_file = relay(&["render", "--event", fixture("metric-alarm.json").to_str().unwrap()], b"");
+    let from_file = relay(
+        &[
+            "render",
+            "--event",
+            fixture("metric-alarm.json").to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(from_file.status.code(), Some(0));
-    assert_eq!(from_file.stdout, metric_body(), "exact bytes, no trailing newline");
-    let from_stdin = relay(&["render"], &std::fs::read(fixture("metric-alarm.json")).unwrap());
+    assert_eq!(
+        from_file.stdout,
+        metric_body(),
+        "exact bytes, no trailing newline"
+    );
+    let from_stdin = relay(
+        &["render"],
+        &std::fs::read(fixture("metric-alarm.json")).unwrap(),
+    );
     assert_eq!(from_stdin.stdout, metric_body());
 }
 
@@ -88,7 +117,11 @@ fn render_accepts_non_alarm_states() {
         .replacen("\"value\": \"ALARM\"", "\"value\": \"OK\"", 1);
     let output = relay(&["render"], event.as_bytes());
     assert_eq!(output.status.code(), Some(0));
-    assert!(String::from_utf8(output.stdout).unwrap().contains("\"newState\": \"OK\""));
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .contains("\"newState\": \"OK\"")
+    );
 }
 
 #[test]
@@ -99,7 +132,10 @@ fn render_refuses_bad_events_with_one_line() {
         &relay(&["render"], br#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#),
         "detail-type",
     );
-    assert_bad_input(&relay(&["render", "--event", "/nonexistent/event.json"], b""), "/nonexistent/event.json");
+    assert_bad_input(
+        &relay(&["render", "--event", "/nonexistent/event.json"], b""),
+        "/nonexistent/event.json",
+    );
     let huge = vec![b' '; 300 * 1024];
     assert_bad_input(&relay(&["render"], &huge), "over the 262144-byte");
 }
@@ -108,8 +144,22 @@ fn render_refuses_bad_events_with_one_line() {
 fn sign_matches_the_library_and_reads_the_env_secret() {
     let files = Files::new();
     let body = files.write("body.json", &metric_body());
-    let expected = format!("{}\n", sign(&WebhookSecret::new(SECRET), TS, &metric_body()).expose());
-    let output = relay(&["sign", "--secret-file", &files.secret(), "--timestamp", TS, "--body-file", &body], b"");
+    let expected = format!(
+        "{}\n",
+        sign(&WebhookSecret::new(SECRET), TS, &metric_body()).expose()
+    );
+    let output = relay(
+        &[
+            "sign",
+            "--secret-file",
+            &files.secret(),
+            "--timestamp",
+            TS,
+            "--body-file",
+            &body,
+        ],
+        b"",
+    );
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
 
     let via_env = Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
@@ -124,15 +174,42 @@ fn sign_matches_the_library_and_reads_the_env_secret() {
 fn sign_refuses_bad_timestamps_and_secret_files() {
     let files = Files::new();
     assert_bad_input(
-        &relay(&["sign", "--secret-file", &files.secret(), "--timestamp", "2026-11-24T10:00:00Z"], b"{}"),
+        &relay(
+            &[
+                "sign",
+                "--secret-file",
+                &files.secret(),
+                "--timestamp",
+                "2026-11-24T10:00:00Z",
+            ],
+            b"{}",
+        ),
         "%Y-%m-%dT%H:%M:%S.000Z",
     );
-    let broken = files.write("broken.json", br#"{"WEBHOOK_SECRET": 42, "WEBHOOK_URL": "https://x"}"#);
+    let broken = files.write(
+        "broken.json",
+        br#"{"WEBHOOK_SECRET": 42, "WEBHOOK_URL": "https://x"}"#,
+    );
     assert_bad_input(
-        &relay(&["sign", "--secret-file", &broken, "--timestamp", TS], b"{}"),
+        &relay(
+            &["sign", "--secret-file", &broken, "--timestamp", TS],
+            b"{}",
+        ),
         "WEBHOOK_SECRET must be a non-empty string",
     );
-    assert_bad_input(&relay(&["sign", "--secret-file", "/nonexistent/s.json", "--timestamp", TS], b"{}"), "/nonexistent/s.json");
+    assert_bad_input(
+        &relay(
+            &[
+                "sign",
+                "--secret-file",
+                "/nonexistent/s.json",
+                "--timestamp",
+                TS,
+            ],
+            b"{}",
+        ),
+        "/nonexistent/s.json",
+    );
 }
 
 #[test]
@@ -142,7 +219,18 @@ fn verify_says_valid_or_what_does_not_match() {
     let signature = sign(&WebhookSecret::new(SECRET), TS, &body);
     let secret = files.secret();
     let verify = |timestamp: &str, signature: &str, body: &[u8]| {
-        relay(&["verify", "--secret-file", &secret, "--timestamp", timestamp, "--signature", signature], body)
+        relay(
+            &[
+                "verify",
+                "--secret-file",
+                &secret,
+                "--timestamp",
+                timestamp,
+                "--signature",
+                signature,
+            ],
+            body,
+        )
     };
 
     let valid = verify(TS, signature.expose(), &body);
@@ -166,7 +254,9 @@ fn verify_says_valid_or_what_does_not_match() {
     let other_time = verify("2026-11-24T10:00:01.000Z", signature.expose(), &body);
     assert_eq!(other_time.status.code(), Some(1));
 
-    let malformed_ts = String::from_utf8(verify("2026-11-24T10:00:00.123Z", signature.expose(), &body).stdout).unwrap();
+    let malformed_ts =
+        String::from_utf8(verify("2026-11-24T10:00:00.123Z", signature.expose(), &body).stdout)
+            .unwrap();
     assert!(malformed_ts.contains("not in the format"), "{malformed_ts}");
 
     let hex = String::from_utf8(verify(TS, "deadbeef", &body).stdout).unwrap();
@@ -178,14 +268,27 @@ fn receiver_answers_like_devops_agent_and_records_each_request() {
     let files = Files::new();
     let record = files.dir.path().join("received.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
-        .args(["receiver", "--listen", "127.0.0.1:0", "--secret-file", &files.secret()])
-        .args(["--record", record.to_str().unwrap(), "--faults", "503:retry-after=3"])
+        .args([
+            "receiver",
+            "--listen",
+            "127.0.0.1:0",
+            "--secret-file",
+            &files.secret(),
+        ])
+        .args([
+            "--record",
+            record.to_str().unwrap(),
+            "--faults",
+            "503:retry-after=3",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut first_line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
     let url = first_line.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{first_line}");
 
@@ -202,12 +305,19 @@ fn receiver_answers_like_devops_agent_and_records_each_request() {
             }
             async move {
                 let response = request.send().await.unwrap();
-                let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
                 (response.status().as_u16(), retry_after)
             }
         };
         let now = alarm_relay::signing::event_timestamp(chrono::Utc::now());
-        let good = |body: &[u8]| sign(&WebhookSecret::new(SECRET), &now, body).expose().to_owned();
+        let good = |body: &[u8]| {
+            sign(&WebhookSecret::new(SECRET), &now, body)
+                .expose()
+                .to_owned()
+        };
         let body = metric_body();
         vec![
             post(body.clone(), Some(now.clone()), Some(good(&body))).await,
@@ -215,8 +325,22 @@ fn receiver_answers_like_devops_agent_and_records_each_request() {
             post(body.clone(), None, Some(good(&body))).await,
             post(body.clone(), Some(now.clone()), None).await,
             post(body.clone(), Some(now.clone()), Some(good(b"other"))).await,
-            post(body.clone(), Some(TS.to_owned()), Some(sign(&WebhookSecret::new(SECRET), TS, &body).expose().to_owned())).await,
-            post(b"not json".to_vec(), Some(now.clone()), Some(good(b"not json"))).await,
+            post(
+                body.clone(),
+                Some(TS.to_owned()),
+                Some(
+                    sign(&WebhookSecret::new(SECRET), TS, &body)
+                        .expose()
+                        .to_owned(),
+                ),
+            )
+            .await,
+            post(
+                b"not json".to_vec(),
+                Some(now.clone()),
+                Some(good(b"not json")),
+            )
+            .await,
         ]
     });
     child.kill().unwrap();
@@ -226,13 +350,24 @@ fn receiver_answers_like_devops_agent_and_records_each_request() {
     assert_eq!(statuses[0].1.as_deref(), Some("3"));
 
     let text = std::fs::read_to_string(&record).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 7);
     assert_eq!(lines[0]["fault"], "503:retry-after=3");
     assert_eq!(lines[1]["outcome"], "accepted");
     assert_eq!(lines[1]["signatureValid"], true);
-    assert_eq!(lines[1]["incidentId"], "NFM-Alarm-EKS-DB-2026-11-24T10:00:00.000+0000");
-    assert!(lines[5]["error"].as_str().unwrap().contains("away from the receiver's clock"));
+    assert_eq!(
+        lines[1]["incidentId"],
+        "NFM-Alarm-EKS-DB-2026-11-24T10:00:00.000+0000"
+    );
+    assert!(
+        lines[5]["error"]
+            .as_str()
+            .unwrap()
+            .contains("away from the receiver's clock")
+    );
     assert_eq!(lines[6]["outcome"], "bad-json");
     assert!(!text.contains(SECRET), "the record never holds the secret");
 }
@@ -243,11 +378,35 @@ fn receiver_refuses_bad_options() {
     let record = files.dir.path().join("r.jsonl");
     let record = record.to_str().unwrap();
     assert_bad_input(
-        &relay(&["receiver", "--listen", "127.0.0.1:0", "--secret-file", &files.secret(), "--record", record, "--faults", "999"], b""),
+        &relay(
+            &[
+                "receiver",
+                "--listen",
+                "127.0.0.1:0",
+                "--secret-file",
+                &files.secret(),
+                "--record",
+                record,
+                "--faults",
+                "999",
+            ],
+            b"",
+        ),
         "--faults",
     );
     assert_bad_input(
-        &relay(&["receiver", "--listen", "nowhere", "--secret-file", &files.secret(), "--record", record], b""),
+        &relay(
+            &[
+                "receiver",
+                "--listen",
+                "nowhere",
+                "--secret-file",
+                &files.secret(),
+                "--record",
+                record,
+            ],
+            b"",
+        ),
         "--listen",
     );
 }

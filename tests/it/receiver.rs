@@ -23,7 +23,12 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-async fn setup(faults: &str, receiver_secret: &str, relay_secret: &str, transport: HttpTransportConfig) -> Setup {
+async fn setup(
+    faults: &str,
+    receiver_secret: &str,
+    relay_secret: &str,
+    transport: HttpTransportConfig,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("received.jsonl");
     let receiver = Receiver::start(
@@ -40,8 +45,16 @@ async fn setup(faults: &str, receiver_secret: &str, relay_secret: &str, transpor
     let secret_path = dir.path().join("secret.json");
     write_secret(&secret_path, &receiver.url(), relay_secret);
     let clock = Arc::new(SystemClock);
-    let secrets = CachedSecretSource::new(SecretFile::new(&secret_path), clock.clone(), Duration::from_secs(300));
-    let deliverer = Deliverer::new(Arc::new(secrets), Arc::new(ReqwestTransport::new(transport).unwrap()), clock);
+    let secrets = CachedSecretSource::new(
+        SecretFile::new(&secret_path),
+        clock.clone(),
+        Duration::from_secs(300),
+    );
+    let deliverer = Deliverer::new(
+        Arc::new(secrets),
+        Arc::new(ReqwestTransport::new(transport).unwrap()),
+        clock,
+    );
     Setup {
         receiver,
         deliverer,
@@ -80,7 +93,9 @@ fn failed(result: Result<DeliveryRecord, DeliveryError>) -> (ErrorKind, Delivery
     match result {
         Err(error @ DeliveryError::Failed(_)) => {
             let kind = error.kind();
-            let DeliveryError::Failed(record) = error else { unreachable!() };
+            let DeliveryError::Failed(record) = error else {
+                unreachable!()
+            };
             (kind, record)
         }
         other => panic!("expected a failed delivery, got {other:?}"),
@@ -93,15 +108,32 @@ async fn faults_classify_as_transient_then_delivery_succeeds() {
     let body = body();
 
     let (kind, record) = failed(setup.deliverer.deliver(&body).await);
-    assert_eq!((kind, record.last().status_code), (ErrorKind::Transient, Some(503)));
+    assert_eq!(
+        (kind, record.last().status_code),
+        (ErrorKind::Transient, Some(503))
+    );
     assert_eq!(record.last().retry_after_seconds, Some(2));
 
     let (kind, record) = failed(setup.deliverer.deliver(&body).await);
-    assert_eq!((kind, record.last().status_code), (ErrorKind::Transient, Some(429)));
+    assert_eq!(
+        (kind, record.last().status_code),
+        (ErrorKind::Transient, Some(429))
+    );
 
     let (kind, record) = failed(setup.deliverer.deliver(&body).await);
-    assert_eq!((kind, record.last().status_code), (ErrorKind::Transient, None));
-    assert!(record.last().error.as_deref().unwrap().contains("connection"), "{record:?}");
+    assert_eq!(
+        (kind, record.last().status_code),
+        (ErrorKind::Transient, None)
+    );
+    assert!(
+        record
+            .last()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("connection"),
+        "{record:?}"
+    );
 
     let delivered = setup.deliverer.deliver(&body).await.unwrap();
     assert_eq!(delivered.last().status_code, Some(202));
@@ -109,8 +141,16 @@ async fn faults_classify_as_transient_then_delivery_succeeds() {
 
     let lines = records(&setup.record);
     assert_eq!(lines.len(), 4);
-    assert!(lines.iter().all(|line| line["signatureValid"] == true), "every attempt is signed validly");
-    assert!(lines.iter().all(|line| line["bodySha256"] == body.sha256_hex().as_str()), "same bytes every time");
+    assert!(
+        lines.iter().all(|line| line["signatureValid"] == true),
+        "every attempt is signed validly"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|line| line["bodySha256"] == body.sha256_hex().as_str()),
+        "same bytes every time"
+    );
     assert_eq!(lines[2]["outcome"], "dropped");
     assert_eq!(lines[3]["outcome"], "accepted");
 }
@@ -124,7 +164,10 @@ async fn slow_answers_time_out_as_transient() {
     let setup = setup("delay=2000", "s", "s", config).await;
     let (kind, record) = failed(setup.deliverer.deliver(&body()).await);
     assert_eq!(kind, ErrorKind::Transient);
-    assert_eq!(record.last().error.as_deref(), Some("timed out after 200 ms"));
+    assert_eq!(
+        record.last().error.as_deref(),
+        Some("timed out after 200 ms")
+    );
     setup.receiver.stop().await;
 }
 
@@ -133,7 +176,14 @@ async fn plain_http_needs_the_explicit_allowance() {
     let setup = setup("", "s", "s", HttpTransportConfig::default()).await;
     let (kind, record) = failed(setup.deliverer.deliver(&body()).await);
     assert_eq!(kind, ErrorKind::Permanent);
-    assert!(record.last().error.as_deref().unwrap().contains("--allow-http-loopback"));
+    assert!(
+        record
+            .last()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("--allow-http-loopback")
+    );
     setup.receiver.stop().await;
     assert!(records(&setup.record).is_empty(), "nothing was sent");
 }
@@ -145,7 +195,11 @@ async fn rotated_secret_is_picked_up_after_a_401() {
     write_secret(&setup.secret_path, &setup.receiver.url(), "new-secret");
     let record = setup.deliverer.deliver(&body()).await.unwrap();
     let statuses: Vec<_> = record.attempts.iter().map(|a| a.status_code).collect();
-    assert_eq!(statuses, [Some(401), Some(202)], "cached old secret, 401, reread, re-signed");
+    assert_eq!(
+        statuses,
+        [Some(401), Some(202)],
+        "cached old secret, 401, reread, re-signed"
+    );
     assert_eq!(record.outcome, AttemptOutcome::Delivered);
     setup.receiver.stop().await;
 }
