@@ -1114,16 +1114,18 @@ mod tests {
     }
 
     #[test]
-    fn region_account_and_arn_default_when_null() {
-        let bytes = metric_alarm_with(|event| {
-            for key in ["region", "account", "resources"] {
-                event[key] = Value::Null;
-            }
-        });
-        let event = parsed(&bytes);
-        assert_eq!(event.region(), "us-east-1");
-        assert_eq!(event.account(), "");
-        assert_eq!(event.alarm_arn(), "");
+    fn explicit_nulls_in_fields_the_seed_defaults_are_refused() {
+        // The seed would print `Region: None`; EventBridge never sends these nulls.
+        for key in ["region", "account", "resources"] {
+            let bytes = metric_alarm_with(|event| event[key] = Value::Null);
+            assert_invalid(refused(&bytes), key, "must not be null when present");
+        }
+        let bytes = metric_alarm_with(|event| event["detail"]["state"]["reason"] = Value::Null);
+        assert_invalid(
+            refused(&bytes),
+            "detail.state.reason",
+            "must not be null when present",
+        );
     }
 
     #[test]

@@ -1,0 +1,164 @@
+//! The Secrets Manager adapter against moto's Secrets Manager: the document, rotation through
+//! the TTL cache's refresh, and the classification of failures. Then the signer's whole
+//! handler with its secret there and the local receiver as the webhook.
+
+use crate::moto::Moto;
+use alarm_relay::adapters::aws::SecretsManagerFetcher;
+use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
+use alarm_relay::delivery::{AttemptOutcome, Deliverer};
+use alarm_relay::ports::{SecretFetcher, SecretSource};
+use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
+use alarm_relay::secret::{CachedSecretSource, SecretError};
+use alarm_relay::signer::{self, ErrorName};
+use alarm_relay::signing::WebhookSecret;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .build();
+    Client::from_conf(config)
+}
+
+fn document(url: &str, secret: &str) -> String {
+    serde_json::json!({"WEBHOOK_URL": url, "WEBHOOK_SECRET": secret}).to_string()
+}
+
+async fn create(client: &Client, name: &str, value: &str) -> String {
+    client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("moto creates the secret")
+        .arn
+        .expect("an ARN")
+}
+
+#[tokio::test]
+async fn fetches_the_document_and_rereads_it_after_rotation() {
+    let moto = Moto::start();
+    let client = client(moto.endpoint());
+    let arn = create(
+        &client,
+        "devops-agent-webhook",
+        &document("https://hook.example/x", "v1"),
+    )
+    .await;
+    let source = CachedSecretSource::new(
+        SecretsManagerFetcher::new(client.clone(), arn.clone()),
+        Arc::new(SystemClock),
+        Duration::from_secs(300),
+    );
+    assert_eq!(
+        source.webhook_config().await.unwrap().secret,
+        WebhookSecret::new("v1")
+    );
+
+    client
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(document("https://hook.example/x", "v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        source.webhook_config().await.unwrap().secret,
+        WebhookSecret::new("v1"),
+        "cached"
+    );
+    assert_eq!(
+        source.refresh().await.unwrap().secret,
+        WebhookSecret::new("v2"),
+        "reread"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_classified_without_leaking_the_document() {
+    let moto = Moto::start();
+    let client = client(moto.endpoint());
+    let missing = SecretsManagerFetcher::new(client.clone(), "no-such-secret");
+    assert_eq!(
+        missing.fetch().await,
+        Err(SecretError::Denied("ResourceNotFoundException".into()))
+    );
+
+    create(&client, "not-json", "hunter2 is the password").await;
+    let source = CachedSecretSource::new(
+        SecretsManagerFetcher::new(client, "not-json"),
+        Arc::new(SystemClock),
+        Duration::from_secs(300),
+    );
+    let error = source.webhook_config().await.unwrap_err();
+    assert!(matches!(error, SecretError::Malformed(_)), "{error}");
+    assert!(!error.to_string().contains("hunter2"));
+
+    drop(moto);
+    let unreachable = SecretsManagerFetcher::new(client_for_closed_port(), "anything");
+    assert!(matches!(
+        unreachable.fetch().await,
+        Err(SecretError::Unavailable(_))
+    ));
+}
+
+fn client_for_closed_port() -> Client {
+    let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    client(&format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn signer_handler_delivers_with_its_secret_in_secrets_manager() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ReceiverConfig {
+            secret: WebhookSecret::new("agent-secret"),
+            record_path: dir.path().join("received.jsonl"),
+            faults: FaultPlan::parse("503").unwrap(),
+            tolerance: Duration::from_secs(300),
+        },
+    )
+    .await
+    .unwrap();
+    let client = client(moto.endpoint());
+    let arn = create(&client, "hook", &document(&receiver.url(), "agent-secret")).await;
+    let clock = Arc::new(SystemClock);
+    let deliverer = Deliverer::new(
+        Arc::new(CachedSecretSource::new(
+            SecretsManagerFetcher::new(client, arn),
+            clock.clone(),
+            Duration::from_secs(300),
+        )),
+        Arc::new(
+            ReqwestTransport::new(HttpTransportConfig {
+                allow_http_loopback: true,
+                ..HttpTransportConfig::default()
+            })
+            .unwrap(),
+        ),
+        clock,
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/composite-alarm.json")).unwrap();
+    let input = serde_json::json!({ "event": event });
+
+    let error = signer::handle(input.clone(), &deliverer).await.unwrap_err();
+    assert_eq!(error.name, ErrorName::WebhookTransient);
+    let record = signer::handle(input, &deliverer).await.unwrap();
+    assert_eq!(record.outcome, AttemptOutcome::Delivered);
+    assert_eq!(record.last().status_code, Some(202));
+    receiver.stop().await;
+}
