@@ -142,6 +142,16 @@ impl IncidentId {
         Self(format!("{alarm_name}-{state_timestamp}"))
     }
 
+    /// The id of a rejected input: `rejected-` and a hash of its bytes.
+    pub fn rejected(hash: &str) -> Self {
+        Self(format!("rejected-{hash}"))
+    }
+
+    /// An id as an operator typed it (audit, redrive).
+    pub fn from_raw(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

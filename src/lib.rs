@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod incident;
 pub mod payload;
 pub mod ports;
 pub mod pyjson;

@@ -1,6 +1,8 @@
 //! The traits the domain talks to the world through. Each adapter lives in `adapters/`; tests
 //! use fakes of the same traits.
 
+use crate::event::IncidentId;
+use crate::incident::{Incident, IncidentEvent, IncidentStatus, NewEvent};
 use crate::secret::{SecretError, WebhookConfig};
 use crate::signing::Signature;
 use async_trait::async_trait;
@@ -75,4 +77,69 @@ pub enum TransportError {
 #[async_trait]
 pub trait WebhookTransport: Send + Sync {
     async fn post(&self, request: SignedRequest<'_>) -> Result<WebhookResponse, TransportError>;
+}
+
+/// Why the incident store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The stored projection is not at the version the write was based on: another writer
+    /// got there first. Reread and decide again.
+    #[error("incident {0} was changed by another writer")]
+    VersionConflict(String),
+    /// Throttling, timeouts, a busy database: worth retrying.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (validation, permissions, corruption): retrying will not help.
+    #[error("store failed: {0}")]
+    Failed(String),
+}
+
+/// What [`IncidentStore::create`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The incident and its first events are now recorded.
+    New,
+    /// An incident with this id was already recorded; nothing was written. Its projection.
+    Existing(Box<Incident>),
+}
+
+/// The event-sourced incident table: one projection per incident (`sk = STATE`) and its
+/// append-only events (`sk = EVENT#<seq>`), with the queries operators ask. DynamoDB and SQLite
+/// implement the same contract, checked by one test suite against both.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Records a new incident: its projection and `events` (seq 1, 2, …) in one atomic write,
+    /// unless an incident with this id exists, in which case nothing is written and the stored
+    /// projection is returned. Of any number of concurrent creates of one id, exactly one
+    /// returns [`Created::New`]. `incident.event_count` must equal `events.len()`.
+    async fn create(&self, incident: &Incident, events: &[NewEvent])
+    -> Result<Created, StoreError>;
+
+    /// Appends `event` as seq `next.event_count` and replaces the projection with `next`, in one
+    /// atomic write, on the condition that the stored version is `next.version - 1`; otherwise
+    /// [`StoreError::VersionConflict`] and nothing is written. Build `next` with
+    /// [`Incident::advance`].
+    async fn append(&self, next: &Incident, event: &NewEvent) -> Result<(), StoreError>;
+
+    /// The projection, if the incident exists.
+    async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError>;
+
+    /// The event log in `seq` order (empty when the incident does not exist).
+    async fn events(&self, id: &IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
+
+    /// Incidents in `status` updated at or after `since` (RFC 3339), newest first.
+    async fn by_status(
+        &self,
+        status: IncidentStatus,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError>;
+
+    /// Incidents of one alarm, newest first (rejected inputs have no alarm and never appear).
+    async fn by_alarm(&self, alarm_name: &str, limit: usize) -> Result<Vec<Incident>, StoreError>;
+
+    /// The outbox: incidents still RECEIVED (recorded, workflow not started) created before
+    /// `created_before` (RFC 3339), oldest first.
+    async fn outbox(&self, created_before: &str, limit: usize)
+    -> Result<Vec<Incident>, StoreError>;
 }
