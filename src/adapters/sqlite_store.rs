@@ -1,0 +1,664 @@
+//! The embedded incident store: the DynamoDB model of [`crate::incident`] in one local SQLite
+//! file, for the CLI and local runs.
+//!
+//! The table `incidents` holds one row per incident: the projection as the JSON of
+//! [`Incident`], plus the columns the queries need (`status`, `alarm_name`, `created_at`,
+//! `updated_at`) and `version`, the condition of every write. The table `incident_events` is
+//! the append-only log, keyed by `(incident_id, seq)`, each event's `data` kept as JSON text.
+//! Three indexes answer the operators' questions with the same names as the DynamoDB GSIs:
+//! `incidents_by_status (status, updated_at)`, `incidents_by_alarm (alarm_name, created_at)`
+//! (partial: rejected inputs have no alarm name) and `incidents_outbox (created_at)` (partial:
+//! only RECEIVED incidents, so the outbox stays as small as the backlog).
+//!
+//! ## Locking
+//!
+//! A store owns one [`Connection`] behind a mutex, so the operations of one store run one at a
+//! time, each on a blocking thread (`spawn_blocking`) so that the async runtime never waits on
+//! the disk. Every write is one `BEGIN IMMEDIATE` transaction: it takes the file's write lock
+//! first and so can never fail half-way on a lock upgrade.
+//!
+//! The journal is in WAL mode because the file is local and shared by a few processes (the
+//! relay, an operator's `audit` or `redrive`): readers go on reading a consistent snapshot
+//! while the single writer commits, and a writer does not wait for readers. Cargo's cache
+//! tracker avoids WAL because its file may sit on a network mount, where WAL's shared memory
+//! does not work; this file must not be put on one either. A writer that finds the file locked
+//! by another process waits up to [`BUSY_TIMEOUT`], then the operation fails with
+//! [`StoreError::Unavailable`] (worth retrying). Every other SQLite failure is
+//! [`StoreError::Failed`]; error text names the operation and the incident id, never event data.
+//!
+//! ## Durability
+//!
+//! `synchronous=FULL`: every commit syncs the WAL before the write returns, so an incident the
+//! relay acknowledged survives a crash of the process, of the OS or a power loss. (In WAL mode
+//! `NORMAL` would keep the file consistent but could lose the last commits, and losing an
+//! acknowledged alarm is the one failure this store exists to prevent.) Nothing expires rows:
+//! `expires_at` is kept in the projection for DynamoDB's TTL only.
+//!
+//! ## Compatibility
+//!
+//! The schema is built by [`MIGRATIONS`], applied in order over `PRAGMA user_version` inside one
+//! transaction when a store is opened, so two processes opening a new file at once cannot both
+//! migrate it. The list is only ever appended to, and entries only add tables, columns and
+//! indexes: a file migrated by a newer build still works with an older one, which applies
+//! nothing and ignores what it does not know (the projection JSON tolerates unknown fields).
+
+use crate::event::IncidentId;
+use crate::incident::{EventType, Incident, IncidentEvent, IncidentStatus, NewEvent, timestamp};
+use crate::ports::{Created, IncidentStore, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a write waits for another process's lock before the store is
+/// [`StoreError::Unavailable`].
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one entry per `user_version`. Never remove a migration entry from the list, and
+/// never change one that has shipped: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the incident table, its three indexes and the event log.
+    "CREATE TABLE incidents (
+        incident_id TEXT NOT NULL PRIMARY KEY,
+        status      TEXT NOT NULL,
+        alarm_name  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        projection  TEXT NOT NULL
+    );
+    CREATE INDEX incidents_by_status ON incidents (status, updated_at);
+    CREATE INDEX incidents_by_alarm ON incidents (alarm_name, created_at) WHERE alarm_name <> '';
+    CREATE INDEX incidents_outbox ON incidents (created_at) WHERE status = 'RECEIVED';
+    CREATE TABLE incident_events (
+        incident_id TEXT NOT NULL REFERENCES incidents (incident_id),
+        seq         INTEGER NOT NULL,
+        type        TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (incident_id, seq)
+    );",
+];
+
+const INSERT_INCIDENT: &str = "INSERT INTO incidents
+    (incident_id, status, alarm_name, created_at, updated_at, version, projection)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    ON CONFLICT (incident_id) DO NOTHING";
+
+const UPDATE_INCIDENT: &str = "UPDATE incidents
+    SET status = ?2, alarm_name = ?3, created_at = ?4, updated_at = ?5, version = ?6, projection = ?7
+    WHERE incident_id = ?1 AND version = ?8";
+
+const INSERT_EVENT: &str =
+    "INSERT INTO incident_events (incident_id, seq, type, at, data) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const SELECT_PROJECTION: &str = "SELECT projection FROM incidents WHERE incident_id = ?1";
+
+const SELECT_EVENTS: &str =
+    "SELECT seq, type, at, data FROM incident_events WHERE incident_id = ?1 ORDER BY seq";
+
+/// `since` defaults to `''`, which every timestamp sorts after.
+const SELECT_BY_STATUS: &str = "SELECT incident_id, projection FROM incidents
+    WHERE status = ?1 AND updated_at >= ?2
+    ORDER BY updated_at DESC, incident_id DESC LIMIT ?3";
+
+/// `alarm_name <> ''` repeats the partial index's condition so that SQLite may use it.
+const SELECT_BY_ALARM: &str = "SELECT incident_id, projection FROM incidents
+    WHERE alarm_name = ?1 AND alarm_name <> ''
+    ORDER BY created_at DESC, incident_id DESC LIMIT ?2";
+
+/// The literal `'RECEIVED'` matches the partial index's condition so that SQLite may use it.
+const SELECT_OUTBOX: &str = "SELECT incident_id, projection FROM incidents
+    WHERE status = 'RECEIVED' AND created_at < ?1
+    ORDER BY created_at ASC, incident_id ASC LIMIT ?2";
+
+/// The embedded incident store: one SQLite file (or an in-memory database), see the module
+/// docs for locking and durability. Clones share the connection.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if need be) the store at `path` and brings its schema up to date. The
+    /// parent directory must exist.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let connection =
+            Connection::open(path).map_err(sql_error(&format!("open {}", path.display())))?;
+        Self::prepare(connection)
+    }
+
+    /// A private, empty store that lives as long as this value (and its clones).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let connection =
+            Connection::open_in_memory().map_err(sql_error("open an in-memory database"))?;
+        Self::prepare(connection)
+    }
+
+    fn prepare(mut connection: Connection) -> Result<Self, StoreError> {
+        // The timeout comes first: switching to WAL and migrating may wait on another opener.
+        connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(sql_error("set busy_timeout"))?;
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(sql_error("set journal_mode"))?;
+        // An in-memory database has no journal file and answers `memory`.
+        if !(mode.eq_ignore_ascii_case("wal") || mode.eq_ignore_ascii_case("memory")) {
+            return Err(StoreError::Failed(format!(
+                "SQLite refused journal_mode=WAL (it answered {mode:?}): is the file on a network mount?"
+            )));
+        }
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(sql_error("set synchronous"))?;
+        connection
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(sql_error("set foreign_keys"))?;
+        migrate(&mut connection)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `operation` on the connection on a blocking thread. A panic there (a bug) poisons
+    /// the mutex, and every later operation on this store fails rather than panics.
+    async fn with_connection<T, F>(&self, operation: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().map_err(|_| {
+                StoreError::Failed(
+                    "the SQLite connection is unusable: an earlier operation panicked while holding it"
+                        .to_owned(),
+                )
+            })?;
+            operation(&mut connection)
+        })
+        .await
+        .map_err(|error| {
+            StoreError::Failed(if error.is_panic() {
+                "a SQLite operation panicked".to_owned()
+            } else {
+                "a SQLite operation was cancelled".to_owned()
+            })
+        })?
+    }
+}
+
+/// Applies the migrations `user_version` says are missing, all in one immediate transaction.
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_error("begin migration"))?;
+    let applied: i64 = transaction
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sql_error("read user_version"))?;
+    let applied = usize::try_from(applied).map_err(|_| {
+        StoreError::Failed(format!(
+            "the store's user_version is {applied}: not a file this program wrote"
+        ))
+    })?;
+    if applied >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        transaction
+            .execute_batch(migration)
+            .map_err(sql_error(&format!("apply migration {}", index + 1)))?;
+    }
+    let version = i64::try_from(MIGRATIONS.len())
+        .map_err(|_| StoreError::Failed("too many migrations".to_owned()))?;
+    transaction
+        .pragma_update(None, "user_version", version)
+        .map_err(sql_error("write user_version"))?;
+    transaction.commit().map_err(sql_error("commit migration"))
+}
+
+/// Classifies a SQLite error: a busy or locked database is worth retrying, nothing else is.
+/// `doing` names the operation (and the incident id), never event data.
+fn classify(doing: &str, error: &rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(format!("{doing}: {error}"))
+        }
+        _ => StoreError::Failed(format!("{doing}: {error}")),
+    }
+}
+
+fn sql_error(doing: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |error| classify(doing, &error)
+}
+
+fn to_sql_integer(value: u64, what: &str, id: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| {
+        StoreError::Failed(format!(
+            "{what} {value} of incident {id} is beyond SQLite's integers"
+        ))
+    })
+}
+
+/// The columns of one `incidents` row.
+struct IncidentRow {
+    id: String,
+    status: &'static str,
+    alarm_name: String,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+    projection: String,
+}
+
+impl IncidentRow {
+    fn new(incident: &Incident) -> Result<Self, StoreError> {
+        let id = incident.incident_id.as_str().to_owned();
+        let projection = serde_json::to_string(incident).map_err(|error| {
+            StoreError::Failed(format!("serialize the projection of {id}: {error}"))
+        })?;
+        Ok(Self {
+            status: incident.status.as_str(),
+            alarm_name: incident.alarm_name.clone(),
+            created_at: incident.created_at.clone(),
+            updated_at: incident.updated_at.clone(),
+            version: to_sql_integer(incident.version, "version", &id)?,
+            projection,
+            id,
+        })
+    }
+}
+
+/// The columns of one `incident_events` row but the incident id.
+struct EventRow {
+    seq: i64,
+    kind: &'static str,
+    at: String,
+    data: String,
+}
+
+impl EventRow {
+    fn new(id: &str, seq: u64, event: &NewEvent) -> Result<Self, StoreError> {
+        let data = serde_json::to_string(&event.data).map_err(|error| {
+            StoreError::Failed(format!(
+                "serialize the data of event {seq} of {id}: {}",
+                error_position(&error)
+            ))
+        })?;
+        Ok(Self {
+            seq: to_sql_integer(seq, "event seq", id)?,
+            kind: event.kind.as_str(),
+            at: event.at.clone(),
+            data,
+        })
+    }
+
+    fn insert(&self, connection: &Connection, id: &str) -> Result<(), StoreError> {
+        let doing = format!("append event {} to incident {id}", self.seq);
+        connection
+            .prepare_cached(INSERT_EVENT)
+            .and_then(|mut insert| {
+                insert.execute(params![id, self.seq, self.kind, self.at, self.data])
+            })
+            .map_err(sql_error(&doing))?;
+        Ok(())
+    }
+}
+
+/// A serde_json error's category and position: never the text it was reading.
+fn error_position(error: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {}, column {}",
+        error.classify(),
+        error.line(),
+        error.column()
+    )
+}
+
+fn parse_projection(id: &str, text: &str) -> Result<Incident, StoreError> {
+    serde_json::from_str(text).map_err(|error| {
+        StoreError::Failed(format!(
+            "the stored projection of {id} is not an incident: {error}"
+        ))
+    })
+}
+
+fn read_projection(connection: &Connection, id: &str) -> Result<Option<Incident>, StoreError> {
+    let text: Option<String> = connection
+        .prepare_cached(SELECT_PROJECTION)
+        .and_then(|mut select| select.query_row([id], |row| row.get(0)).optional())
+        .map_err(sql_error(&format!("read incident {id}")))?;
+    text.map(|text| parse_projection(id, &text)).transpose()
+}
+
+/// Runs a query whose columns are `incident_id, projection`, and parses each projection.
+fn read_projections(
+    connection: &Connection,
+    doing: &str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Incident>, StoreError> {
+    let rows: Vec<(String, String)> = connection
+        .prepare_cached(sql)
+        .and_then(|mut select| {
+            select
+                .query_map(params, |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .map_err(sql_error(doing))?;
+    rows.into_iter()
+        .map(|(id, text)| parse_projection(&id, &text))
+        .collect()
+}
+
+/// An RFC 3339 bound in the store's one format, so that text order is time order whatever
+/// offset or precision the caller wrote. Rounded up to the millisecond: `>=` and `<` against
+/// stored millisecond times then mean what they mean for the exact instant.
+fn time_bound(name: &str, text: &str) -> Result<String, StoreError> {
+    let at = DateTime::parse_from_rfc3339(text)
+        .map_err(|error| {
+            StoreError::Failed(format!("{name} {text:?} is not an RFC 3339 time: {error}"))
+        })?
+        .with_timezone(&Utc);
+    let below_millis = at.timestamp_subsec_nanos() % 1_000_000;
+    let at = if below_millis == 0 {
+        at
+    } else {
+        at + TimeDelta::nanoseconds(i64::from(1_000_000 - below_millis))
+    };
+    Ok(timestamp(at))
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl IncidentStore for SqliteStore {
+    async fn create(
+        &self,
+        incident: &Incident,
+        events: &[NewEvent],
+    ) -> Result<Created, StoreError> {
+        let row = IncidentRow::new(incident)?;
+        if usize::try_from(incident.event_count).ok() != Some(events.len()) {
+            return Err(StoreError::Failed(format!(
+                "incident {} says event_count {} but {} events were given",
+                row.id,
+                incident.event_count,
+                events.len()
+            )));
+        }
+        let events = (1..)
+            .zip(events)
+            .map(|(seq, event)| EventRow::new(&row.id, seq, event))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_connection(move |connection| {
+            let doing = format!("create incident {}", row.id);
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error(&doing))?;
+            let inserted = transaction
+                .prepare_cached(INSERT_INCIDENT)
+                .and_then(|mut insert| {
+                    insert.execute(params![
+                        row.id,
+                        row.status,
+                        row.alarm_name,
+                        row.created_at,
+                        row.updated_at,
+                        row.version,
+                        row.projection,
+                    ])
+                })
+                .map_err(sql_error(&doing))?;
+            if inserted == 0 {
+                // Read in the same transaction as the failed insert: the row is there.
+                return match read_projection(&transaction, &row.id)? {
+                    Some(existing) => Ok(Created::Existing(Box::new(existing))),
+                    None => Err(StoreError::Failed(format!(
+                        "{doing}: the insert conflicted but no incident is stored"
+                    ))),
+                };
+            }
+            for event in &events {
+                event.insert(&transaction, &row.id)?;
+            }
+            transaction.commit().map_err(sql_error(&doing))?;
+            Ok(Created::New)
+        })
+        .await
+    }
+
+    async fn append(&self, next: &Incident, event: &NewEvent) -> Result<(), StoreError> {
+        let row = IncidentRow::new(next)?;
+        // Version 0 is never stored, so nothing can be at `next.version - 1`.
+        let Some(expected) = next.version.checked_sub(1) else {
+            return Err(StoreError::VersionConflict(row.id));
+        };
+        let expected = to_sql_integer(expected, "version", &row.id)?;
+        let event = EventRow::new(&row.id, next.event_count, event)?;
+        self.with_connection(move |connection| {
+            let doing = format!("append to incident {}", row.id);
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error(&doing))?;
+            let updated = transaction
+                .prepare_cached(UPDATE_INCIDENT)
+                .and_then(|mut update| {
+                    update.execute(params![
+                        row.id,
+                        row.status,
+                        row.alarm_name,
+                        row.created_at,
+                        row.updated_at,
+                        row.version,
+                        row.projection,
+                        expected,
+                    ])
+                })
+                .map_err(sql_error(&doing))?;
+            if updated == 0 {
+                // Dropping the transaction rolls back: nothing was written.
+                return Err(StoreError::VersionConflict(row.id));
+            }
+            event.insert(&transaction, &row.id)?;
+            transaction.commit().map_err(sql_error(&doing))
+        })
+        .await
+    }
+
+    async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.with_connection(move |connection| read_projection(connection, &id))
+            .await
+    }
+
+    async fn events(&self, id: &IncidentId) -> Result<Vec<IncidentEvent>, StoreError> {
+        let id = id.as_str().to_owned();
+        let rows: Vec<(i64, String, String, String)> = {
+            let id = id.clone();
+            self.with_connection(move |connection| {
+                connection
+                    .prepare_cached(SELECT_EVENTS)
+                    .and_then(|mut select| {
+                        select
+                            .query_map([&id], |row| {
+                                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                            })?
+                            .collect()
+                    })
+                    .map_err(sql_error(&format!("read the events of incident {id}")))
+            })
+            .await?
+        };
+        rows.into_iter()
+            .map(|(seq, kind, at, data)| {
+                let seq = u64::try_from(seq).map_err(|_| {
+                    StoreError::Failed(format!("incident {id} has an event with seq {seq}"))
+                })?;
+                let kind: EventType =
+                    serde_json::from_value(Value::String(kind)).map_err(|_| {
+                        StoreError::Failed(format!(
+                            "event {seq} of incident {id} has an unknown type"
+                        ))
+                    })?;
+                let data = serde_json::from_str(&data).map_err(|error| {
+                    StoreError::Failed(format!(
+                        "the data of event {seq} of incident {id} is not JSON: {}",
+                        error_position(&error)
+                    ))
+                })?;
+                Ok(IncidentEvent {
+                    seq,
+                    kind,
+                    at,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    async fn by_status(
+        &self,
+        status: IncidentStatus,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let since = since
+            .map(|since| time_bound("since", since))
+            .transpose()?
+            .unwrap_or_default();
+        let limit = sql_limit(limit);
+        self.with_connection(move |connection| {
+            read_projections(
+                connection,
+                &format!("list {status} incidents"),
+                SELECT_BY_STATUS,
+                params![status.as_str(), since, limit],
+            )
+        })
+        .await
+    }
+
+    async fn by_alarm(&self, alarm_name: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let alarm_name = alarm_name.to_owned();
+        let limit = sql_limit(limit);
+        self.with_connection(move |connection| {
+            read_projections(
+                connection,
+                &format!("list the incidents of alarm {alarm_name:?}"),
+                SELECT_BY_ALARM,
+                params![alarm_name, limit],
+            )
+        })
+        .await
+    }
+
+    async fn outbox(
+        &self,
+        created_before: &str,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let created_before = time_bound("created_before", created_before)?;
+        let limit = sql_limit(limit);
+        self.with_connection(move |connection| {
+            read_projections(
+                connection,
+                "list the outbox",
+                SELECT_OUTBOX,
+                params![created_before, limit],
+            )
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    #[test]
+    fn busy_and_locked_databases_are_unavailable_everything_else_failed() {
+        let failure = |code| rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
+        let rows = [
+            (ffi::SQLITE_BUSY, true),
+            (ffi::SQLITE_LOCKED, true),
+            (ffi::SQLITE_BUSY_SNAPSHOT, true),
+            (ffi::SQLITE_CONSTRAINT, false),
+            (ffi::SQLITE_CORRUPT, false),
+            (ffi::SQLITE_READONLY, false),
+            (ffi::SQLITE_FULL, false),
+        ];
+        for (code, retryable) in rows {
+            let error = classify("create incident x", &failure(code));
+            assert_eq!(
+                matches!(error, StoreError::Unavailable(_)),
+                retryable,
+                "code {code}: {error:?}"
+            );
+            assert!(error.to_string().contains("create incident x"), "{error}");
+        }
+        let error = classify("read incident x", &rusqlite::Error::QueryReturnedNoRows);
+        assert!(matches!(error, StoreError::Failed(_)), "{error:?}");
+    }
+
+    #[test]
+    fn opening_sets_the_pragmas_and_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("incidents.sqlite3")).unwrap();
+        let connection = store.connection.lock().unwrap();
+        let text = |name: &str| -> String {
+            connection
+                .pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0))
+                .map(|value| format!("{value:?}"))
+                .unwrap()
+        };
+        assert_eq!(text("journal_mode"), "Text(\"wal\")");
+        assert_eq!(text("synchronous"), "Integer(2)");
+        assert_eq!(text("foreign_keys"), "Integer(1)");
+        assert_eq!(text("busy_timeout"), "Integer(5000)");
+        assert_eq!(
+            text("user_version"),
+            format!("Integer({})", MIGRATIONS.len())
+        );
+    }
+
+    #[test]
+    fn time_bounds_are_normalised_and_rounded_up_to_the_millisecond() {
+        let rows = [
+            ("2026-11-24T10:00:00Z", "2026-11-24T10:00:00.000Z"),
+            ("2026-11-24T12:00:00.250+02:00", "2026-11-24T10:00:00.250Z"),
+            ("2026-11-24T10:00:00.000001Z", "2026-11-24T10:00:00.001Z"),
+            ("2026-11-24T10:00:00.999500Z", "2026-11-24T10:00:01.000Z"),
+        ];
+        for (given, expected) in rows {
+            assert_eq!(time_bound("since", given).unwrap(), expected, "{given}");
+        }
+        assert!(matches!(
+            time_bound("since", "yesterday"),
+            Err(StoreError::Failed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_connection_fails_every_later_operation_without_panicking() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let connection = Arc::clone(&store.connection);
+        let _ = std::thread::spawn(move || {
+            let _guard = connection.lock().unwrap();
+            panic!("poison the connection");
+        })
+        .join();
+        let error = store.get(&IncidentId::from_raw("any")).await.unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Failed(text) if text.contains("panicked")),
+            "{error:?}"
+        );
+    }
+}
