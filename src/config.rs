@@ -1,4 +1,4 @@
-//! The signer Lambda's configuration, read from its environment (set by `template.yaml`).
+//! The Lambdas' configuration, read from their environment (set by `template.yaml`).
 
 use std::time::Duration;
 
@@ -30,33 +30,88 @@ impl SignerConfig {
 
     /// Reads through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let secret_id = lookup("SECRET_ARN")
-            .filter(|value| !value.trim().is_empty())
-            .ok_or(ConfigError {
-                variable: "SECRET_ARN",
-                reason: "must name the webhook secret".into(),
-            })?;
-        let number = |variable: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match lookup(variable) {
-                None => Ok(default),
-                Some(text) => {
-                    text.trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or(ConfigError {
-                            variable,
-                            reason: format!("must be a positive integer, got {text:?}"),
-                        })
-                }
-            }
+        Ok(Self {
+            secret_id: required(&lookup, "SECRET_ARN", "must name the webhook secret")?,
+            secret_ttl: Duration::from_secs(positive(&lookup, "SECRET_TTL_SECONDS", 300)?),
+            connect_timeout: Duration::from_millis(positive(
+                &lookup,
+                "WEBHOOK_CONNECT_TIMEOUT_MS",
+                3000,
+            )?),
+            timeout: Duration::from_millis(positive(&lookup, "WEBHOOK_TIMEOUT_MS", 10_000)?),
+        })
+    }
+}
+
+/// Everything the intake and sweeper functions read from their environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeConfig {
+    /// `TABLE_NAME`: the incident table.
+    pub table_name: String,
+    /// `STATE_MACHINE_ARN`: the incident workflow.
+    pub state_machine_arn: String,
+    /// `INCIDENT_TTL_DAYS` (default 90; 0 keeps records forever): DynamoDB TTL of a record.
+    pub ttl: Option<Duration>,
+    /// `SWEEP_GRACE_SECONDS` (default 120): the sweeper leaves younger outbox incidents to intake.
+    pub sweep_grace: Duration,
+    /// `SWEEP_BATCH` (default 100): outbox incidents started per sweeper run at most.
+    pub sweep_batch: usize,
+}
+
+impl IntakeConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let ttl_days = match lookup("INCIDENT_TTL_DAYS") {
+            Some(text) if text.trim() == "0" => 0,
+            _ => positive(&lookup, "INCIDENT_TTL_DAYS", 90)?,
         };
         Ok(Self {
-            secret_id,
-            secret_ttl: Duration::from_secs(number("SECRET_TTL_SECONDS", 300)?),
-            connect_timeout: Duration::from_millis(number("WEBHOOK_CONNECT_TIMEOUT_MS", 3000)?),
-            timeout: Duration::from_millis(number("WEBHOOK_TIMEOUT_MS", 10_000)?),
+            table_name: required(&lookup, "TABLE_NAME", "must name the incident table")?,
+            state_machine_arn: required(
+                &lookup,
+                "STATE_MACHINE_ARN",
+                "must name the incident workflow",
+            )?,
+            ttl: (ttl_days > 0).then(|| Duration::from_secs(ttl_days * 86_400)),
+            sweep_grace: Duration::from_secs(positive(&lookup, "SWEEP_GRACE_SECONDS", 120)?),
+            sweep_batch: usize::try_from(positive(&lookup, "SWEEP_BATCH", 100)?)
+                .unwrap_or(usize::MAX),
         })
+    }
+}
+
+fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    reason: &str,
+) -> Result<String, ConfigError> {
+    lookup(variable)
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| ConfigError {
+            variable,
+            reason: reason.to_owned(),
+        })
+}
+
+fn positive(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match lookup(variable) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(ConfigError {
+                variable,
+                reason: format!("must be a positive integer, got {text:?}"),
+            }),
     }
 }
 
@@ -79,6 +134,32 @@ mod tests {
             config(&[("SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:x")]).unwrap();
         assert_eq!(config.secret_ttl, Duration::from_secs(300));
         assert_eq!(config.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn intake_config_defaults_and_ttl_zero_keeps_forever() {
+        let env = |ttl: Option<&'static str>| {
+            move |name: &str| match name {
+                "TABLE_NAME" => Some("incidents".to_owned()),
+                "STATE_MACHINE_ARN" => Some("arn:aws:states:us-east-1:1:stateMachine:m".to_owned()),
+                "INCIDENT_TTL_DAYS" => ttl.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let config = IntakeConfig::from_lookup(env(None)).unwrap();
+        assert_eq!(config.ttl, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(config.sweep_grace, Duration::from_secs(120));
+        assert_eq!(IntakeConfig::from_lookup(env(Some("0"))).unwrap().ttl, None);
+        assert_eq!(
+            IntakeConfig::from_lookup(env(Some("-1")))
+                .unwrap_err()
+                .variable,
+            "INCIDENT_TTL_DAYS"
+        );
+        assert_eq!(
+            IntakeConfig::from_lookup(|_| None).unwrap_err().variable,
+            "TABLE_NAME"
+        );
     }
 
     #[test]

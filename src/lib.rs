@@ -11,6 +11,8 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod incident;
+pub mod intake;
+pub mod outbox;
 pub mod payload;
 pub mod ports;
 pub mod pyjson;

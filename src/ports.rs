@@ -7,6 +7,7 @@ use crate::secret::{SecretError, WebhookConfig};
 use crate::signing::Signature;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use std::sync::Arc;
 use url::Url;
 
@@ -94,6 +95,17 @@ pub enum StoreError {
     Failed(String),
 }
 
+impl StoreError {
+    /// The Lambda error type: `Store.Unavailable` (EventBridge or the schedule retries) or
+    /// `Store.Failed`. Never a conflict: callers resolve those by rereading.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) | Self::VersionConflict(_) => "Store.Unavailable",
+            Self::Failed(_) => "Store.Failed",
+        }
+    }
+}
+
 /// What [`IncidentStore::create`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
@@ -106,12 +118,18 @@ pub enum Created {
 /// The event-sourced incident table: one projection per incident (`sk = STATE`) and its
 /// append-only events (`sk = EVENT#<seq>`), with the queries operators ask. DynamoDB and SQLite
 /// implement the same contract, checked by one test suite against both.
+///
+/// `get`, `events` and the writes are strongly consistent. The list queries (`by_status`,
+/// `by_alarm`, `outbox`) read DynamoDB indexes, which are eventually consistent: a write may
+/// show up in them a moment later. Nothing correctness-critical depends on them (the outbox
+/// sweeper only needs to see an incident eventually, and rechecks each one by version).
 #[async_trait]
 pub trait IncidentStore: Send + Sync {
     /// Records a new incident: its projection and `events` (seq 1, 2, …) in one atomic write,
     /// unless an incident with this id exists, in which case nothing is written and the stored
     /// projection is returned. Of any number of concurrent creates of one id, exactly one
-    /// returns [`Created::New`]. `incident.event_count` must equal `events.len()`.
+    /// returns [`Created::New`]. `incident.event_count` must equal `events.len()`, at most 99
+    /// (one DynamoDB transaction); otherwise [`StoreError::Failed`].
     async fn create(&self, incident: &Incident, events: &[NewEvent])
     -> Result<Created, StoreError>;
 
@@ -127,7 +145,9 @@ pub trait IncidentStore: Send + Sync {
     /// The event log in `seq` order (empty when the incident does not exist).
     async fn events(&self, id: &IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
 
-    /// Incidents in `status` updated at or after `since` (RFC 3339), newest first.
+    /// Incidents in `status` updated at or after `since`, newest first. Times here are in the
+    /// store's own format, [`crate::incident::timestamp`] (UTC, milliseconds, `Z`): stores may
+    /// compare them as text.
     async fn by_status(
         &self,
         status: IncidentStatus,
@@ -139,7 +159,27 @@ pub trait IncidentStore: Send + Sync {
     async fn by_alarm(&self, alarm_name: &str, limit: usize) -> Result<Vec<Incident>, StoreError>;
 
     /// The outbox: incidents still RECEIVED (recorded, workflow not started) created before
-    /// `created_before` (RFC 3339), oldest first.
+    /// `created_before` ([`crate::incident::timestamp`] format), oldest first.
     async fn outbox(&self, created_before: &str, limit: usize)
     -> Result<Vec<Incident>, StoreError>;
+}
+
+/// Why a workflow execution could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// Throttling, network, service faults: the outbox sweeper will try again.
+    #[error("workflow start unavailable: {0}")]
+    Unavailable(String),
+    /// The state machine is missing, the input too large, access denied…
+    #[error("workflow start failed: {0}")]
+    Failed(String),
+}
+
+/// Starts the incident workflow (Step Functions, or the local engine).
+#[async_trait]
+pub trait WorkflowStarter: Send + Sync {
+    /// Starts the execution `name` with `input` and returns its ARN. Idempotent: starting the
+    /// same name again — with the same input, running or finished — is success with the same
+    /// ARN, so intake and the sweeper may both try.
+    async fn start(&self, name: &str, input: &Value) -> Result<String, StartError>;
 }

@@ -1,7 +1,8 @@
 //! Fakes of the ports, for this crate's tests and for anyone testing code built on it.
 
 use crate::ports::{
-    Clock, SecretFetcher, SignedRequest, TransportError, WebhookResponse, WebhookTransport,
+    Clock, SecretFetcher, SignedRequest, StartError, TransportError, WebhookResponse,
+    WebhookTransport, WorkflowStarter,
 };
 use crate::secret::SecretError;
 use crate::signing::{self, WebhookSecret};
@@ -169,5 +170,70 @@ impl WebhookTransport for FakeTransport {
             retry_after: self.retry_after.clone(),
             body_excerpt,
         })
+    }
+}
+
+/// A workflow starter that behaves like Step Functions with deterministic names: one execution
+/// per name, the same ARN for a repeated start. It can be told to fail the next starts, and it
+/// refuses a repeated name with a different input (a bug Step Functions would hide).
+#[derive(Default)]
+pub struct FakeStarter {
+    state: Mutex<FakeStarterState>,
+}
+
+#[derive(Default)]
+struct FakeStarterState {
+    executions: std::collections::BTreeMap<String, serde_json::Value>,
+    calls: usize,
+    failures_left: usize,
+    failures: usize,
+}
+
+impl FakeStarter {
+    /// The next `count` starts fail with [`StartError::Unavailable`].
+    pub fn fail_next(&self, count: usize) {
+        self.state.lock().expect("starter lock").failures_left = count;
+    }
+
+    /// Every execution started: name → input.
+    pub fn executions(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        self.state.lock().expect("starter lock").executions.clone()
+    }
+
+    /// Start calls made, failed ones included.
+    pub fn calls(&self) -> usize {
+        self.state.lock().expect("starter lock").calls
+    }
+
+    /// Start calls that failed by injection.
+    pub fn failures(&self) -> usize {
+        self.state.lock().expect("starter lock").failures
+    }
+}
+
+#[async_trait]
+impl WorkflowStarter for FakeStarter {
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, StartError> {
+        let mut state = self.state.lock().expect("starter lock");
+        state.calls += 1;
+        if state.failures_left > 0 {
+            state.failures_left -= 1;
+            state.failures += 1;
+            return Err(StartError::Unavailable("injected failure".into()));
+        }
+        match state.executions.get(name) {
+            Some(existing) if existing != input => {
+                return Err(StartError::Failed(format!(
+                    "execution {name} exists with a different input"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                state.executions.insert(name.to_owned(), input.clone());
+            }
+        }
+        Ok(format!(
+            "arn:aws:states:us-east-1:123456789012:execution:incident:{name}"
+        ))
     }
 }

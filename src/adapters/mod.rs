@@ -5,7 +5,11 @@ pub mod aws;
 #[cfg(feature = "local")]
 pub mod local;
 mod reqwest_transport;
+#[cfg(feature = "sqlite")]
+mod sqlite_store;
 mod system_clock;
 
 pub use reqwest_transport::{HttpTransportConfig, ReqwestTransport};
+#[cfg(feature = "sqlite")]
+pub use sqlite_store::SqliteStore;
 pub use system_clock::SystemClock;

@@ -4,6 +4,7 @@
 //! demo incident); 2 bad input (unreadable file, malformed event, secret or option), with
 //! one line on stderr and nothing on stdout.
 
+mod audit;
 mod debug;
 mod demo;
 mod receiver;
@@ -54,6 +55,8 @@ enum Command {
         #[arg(long, value_name = "B")]
         body_file: Option<PathBuf>,
     },
+    /// Show recorded incidents: one incident's history, a status, or an alarm.
+    Audit(audit::AuditArgs),
     /// Run a webhook receiver that checks signatures as DevOps Agent does.
     Receiver(receiver::ReceiverArgs),
     /// Deliver sample Network Flow Monitor alarms to a built-in receiver, with faults.
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             signature,
             body_file,
         } => debug::verify(&secret.path, &timestamp, &signature, body_file.as_deref()),
+        Command::Audit(args) => audit::run(args).await,
         Command::Receiver(args) => receiver::run(args).await,
         Command::Demo => demo::run().await,
     };

@@ -420,3 +420,115 @@ fn demo_delivers_every_sample_exactly_once() {
     assert!(stdout.contains("connection"), "{stdout}");
     assert!(stdout.contains("demo ok"), "{stdout}");
 }
+
+/// A SQLite store with one started ALARM incident, one ignored OK incident and one rejected input.
+fn audited_store(files: &Files) -> String {
+    use alarm_relay::adapters::SqliteStore;
+    use alarm_relay::intake::Intake;
+    use alarm_relay::outbox::Dispatcher;
+    use alarm_relay::testing::{FakeStarter, FixedClock};
+    use std::sync::Arc;
+
+    let path = files.dir.path().join("relay.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let clock = Arc::new(FixedClock::at("2026-11-24T10:00:05Z"));
+        let intake = Intake::new(
+            Dispatcher::new(store, Arc::new(FakeStarter::default()), clock.clone()),
+            None,
+        );
+        let alarm = std::fs::read_to_string(fixture("metric-alarm.json")).unwrap();
+        intake.handle(alarm.as_bytes()).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(1));
+        let ok = std::fs::read_to_string(fixture("metric-math-alarm.json"))
+            .unwrap()
+            .replacen("\"value\": \"ALARM\"", "\"value\": \"OK\"", 1);
+        intake.handle(ok.as_bytes()).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(1));
+        intake.handle(b"not an event").await.unwrap();
+    });
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn audit_shows_one_incident_with_its_event_log() {
+    let files = Files::new();
+    let db = audited_store(&files);
+    let id = "NFM-Alarm-EKS-DB-2026-11-24T10:00:00.000+0000";
+    let output = relay(&["audit", "--db", &db, "--incident", id, "--json"], b"");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["incident"]["status"], "STARTED");
+    let types: Vec<_> = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Received", "ExecutionStarted"]);
+    assert_eq!(json["events"][0]["seq"], 1);
+
+    let text =
+        String::from_utf8(relay(&["audit", "--db", &db, "--incident", id], b"").stdout).unwrap();
+    assert!(text.contains("status     STARTED"), "{text}");
+    assert!(text.contains("ExecutionStarted"), "{text}");
+
+    let missing = relay(&["audit", "--db", &db, "--incident", "nope"], b"");
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(missing.stdout).unwrap(),
+        "no incident nope\n"
+    );
+}
+
+#[test]
+fn audit_lists_by_status_and_by_alarm_and_finds_rejected_inputs() {
+    let files = Files::new();
+    let db = audited_store(&files);
+    let list = |args: &[&str]| {
+        let mut all = vec!["audit", "--db", db.as_str(), "--json"];
+        all.extend_from_slice(args);
+        let output = relay(&all, b"");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        json["incidents"].as_array().unwrap().clone()
+    };
+    let rejected = list(&["--status", "REJECTED"]);
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert_eq!(list(&["--status", "ignored"])[0]["stateValue"], "OK");
+    assert_eq!(list(&["--alarm", "NFM-Alarm-EKS-DB"]).len(), 1);
+    let everything = list(&[]);
+    assert_eq!(everything.len(), 3);
+    assert_eq!(everything[0]["status"], "REJECTED", "newest first");
+}
+
+#[test]
+fn audit_refuses_a_missing_database_and_an_unknown_status() {
+    let files = Files::new();
+    assert_bad_input(
+        &relay(&["audit", "--db", "/nonexistent/relay.db"], b""),
+        "no database at",
+    );
+    let db = audited_store(&files);
+    assert_bad_input(
+        &relay(&["audit", "--db", &db, "--status", "LOST"], b""),
+        "unknown status",
+    );
+}

@@ -1,6 +1,9 @@
 //! The integration tests: one crate, one module per area.
 
 mod cli;
+mod intake;
+#[cfg(feature = "aws")]
+mod intake_aws;
 #[cfg(feature = "aws")]
 mod moto;
 mod receiver;
@@ -8,3 +11,6 @@ mod schemas;
 #[cfg(feature = "aws")]
 mod secrets_manager;
 mod seed_compat;
+mod store_contract;
+#[cfg(feature = "aws")]
+mod store_dynamodb;

@@ -1,12 +1,17 @@
 //! AWS adapters (the `aws` feature), used by the Lambda binaries.
 
+mod dynamodb_store;
 mod secrets_manager;
+mod step_functions;
 
+pub use dynamodb_store::DynamoDbStore;
 pub use secrets_manager::SecretsManagerFetcher;
+pub use step_functions::StepFunctionsStarter;
 
 use crate::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
-use crate::config::SignerConfig;
+use crate::config::{IntakeConfig, SignerConfig};
 use crate::delivery::Deliverer;
+use crate::outbox::Dispatcher;
 use crate::ports::TransportError;
 use crate::secret::CachedSecretSource;
 use aws_config::SdkConfig;
@@ -33,4 +38,17 @@ pub fn signer_deliverer(
         Arc::new(transport),
         clock,
     ))
+}
+
+/// Intake's and the sweeper's [`Dispatcher`] in AWS: the DynamoDB table and Step Functions.
+pub fn dispatcher(config: &IntakeConfig, aws: &SdkConfig) -> Dispatcher {
+    let store = DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        config.table_name.clone(),
+    );
+    let starter = StepFunctionsStarter::new(
+        aws_sdk_sfn::Client::new(aws),
+        config.state_machine_arn.clone(),
+    );
+    Dispatcher::new(Arc::new(store), Arc::new(starter), Arc::new(SystemClock))
 }

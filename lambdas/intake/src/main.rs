@@ -1,0 +1,27 @@
+//! The intake Lambda: EventBridge alarm events in, durable incident records out, workflow
+//! started. Wiring only; the logic is `alarm_relay::intake::Intake`.
+
+use alarm_relay::adapters::aws::dispatcher;
+use alarm_relay::config::IntakeConfig;
+use alarm_relay::intake::Intake;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = IntakeConfig::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let intake = Intake::new(dispatcher(&config, &aws), config.ttl);
+    let intake = &intake;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        intake
+            .handle_value(&event.payload)
+            .await
+            .map_err(|error| Diagnostic {
+                error_type: error.error_type().to_owned(),
+                error_message: error.to_string(),
+            })
+    }))
+    .await
+}

@@ -1,0 +1,215 @@
+//! `audit`: the operators' questions over the incident store — one incident's history, the
+//! incidents in a status, one alarm's incidents — on the local SQLite file (`--db`) or the
+//! DynamoDB table (`--table`, with the usual AWS credentials and region).
+
+use super::{CliError, write_stdout};
+use crate::event::IncidentId;
+use crate::incident::{Incident, IncidentEvent, IncidentStatus};
+use crate::ports::IncidentStore;
+use serde_json::json;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("store").required(true).args(["db", "table"])))]
+#[command(group(clap::ArgGroup::new("query").args(["incident", "status", "alarm"])))]
+pub(super) struct AuditArgs {
+    /// The local SQLite store (what `serve` and `demo` write).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// The DynamoDB incident table (AWS credentials and region from the environment).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// One incident: its projection and its whole event log.
+    #[arg(long, value_name = "ID")]
+    incident: Option<String>,
+    /// Incidents in a status (RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED), newest first.
+    #[arg(long, value_name = "S")]
+    status: Option<String>,
+    /// One alarm's incidents, newest first.
+    #[arg(long, value_name = "NAME")]
+    alarm: Option<String>,
+    /// With --status: only incidents updated at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Most incidents listed.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn run(args: AuditArgs) -> Result<(), CliError> {
+    let since = match &args.since {
+        None => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|at| crate::incident::timestamp(at.with_timezone(&chrono::Utc)))
+                .map_err(|error| {
+                    CliError::input("--since (RFC 3339, e.g. 2026-11-24T00:00:00Z)", error)
+                })?,
+        ),
+    };
+    let store = open(&args).await?;
+    let failed = |error| CliError::input("store", error);
+    if let Some(id) = &args.incident {
+        let id = IncidentId::from_raw(id.as_str());
+        let incident = store
+            .get(&id)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| CliError::Failed(format!("no incident {id}")))?;
+        let events = store.events(&id).await.map_err(failed)?;
+        let text = if args.json {
+            format!("{}\n", json!({ "incident": incident, "events": events }))
+        } else {
+            describe(&incident, &events)
+        };
+        return write_stdout(text.as_bytes());
+    }
+    let incidents = match (&args.status, &args.alarm) {
+        (Some(status), _) => {
+            let status: IncidentStatus = status
+                .parse()
+                .map_err(|error| CliError::input("--status", error))?;
+            store
+                .by_status(status, since.as_deref(), args.limit)
+                .await
+                .map_err(failed)?
+        }
+        (None, Some(alarm)) => store.by_alarm(alarm, args.limit).await.map_err(failed)?,
+        (None, None) => {
+            let mut all = Vec::new();
+            for status in IncidentStatus::ALL {
+                all.extend(
+                    store
+                        .by_status(status, since.as_deref(), args.limit)
+                        .await
+                        .map_err(failed)?,
+                );
+            }
+            all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+            all.truncate(args.limit);
+            all
+        }
+    };
+    let text = if args.json {
+        format!("{}\n", json!({ "incidents": incidents }))
+    } else {
+        list(&incidents)
+    };
+    write_stdout(text.as_bytes())
+}
+
+async fn open(args: &AuditArgs) -> Result<Arc<dyn IncidentStore>, CliError> {
+    if let Some(path) = &args.db {
+        if !path.exists() {
+            return Err(CliError::Input(format!(
+                "no database at {}",
+                path.display()
+            )));
+        }
+        let store = crate::adapters::SqliteStore::open(path)
+            .map_err(|error| CliError::input(path.display(), error))?;
+        return Ok(Arc::new(store));
+    }
+    let table = args.table.clone().unwrap_or_default();
+    open_table(table).await
+}
+
+#[cfg(feature = "aws")]
+async fn open_table(table: String) -> Result<Arc<dyn IncidentStore>, CliError> {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    Ok(Arc::new(crate::adapters::aws::DynamoDbStore::new(
+        client, table,
+    )))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn open_table(_table: String) -> Result<Arc<dyn IncidentStore>, CliError> {
+    Err(CliError::Input(
+        "--table needs a build with the `aws` feature".to_owned(),
+    ))
+}
+
+fn list(incidents: &[Incident]) -> String {
+    if incidents.is_empty() {
+        return "no incidents\n".to_owned();
+    }
+    let mut out = String::new();
+    for incident in incidents {
+        let _ = writeln!(
+            out,
+            "{}  {:<9}  {}",
+            incident.updated_at, incident.status, incident.incident_id
+        );
+    }
+    out
+}
+
+fn describe(incident: &Incident, events: &[IncidentEvent]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "incident   {}", incident.incident_id);
+    let _ = writeln!(
+        out,
+        "status     {} (version {}, {} events, {} delivery attempts)",
+        incident.status, incident.version, incident.event_count, incident.attempts
+    );
+    if !incident.alarm_name.is_empty() {
+        let _ = writeln!(
+            out,
+            "alarm      {}  {}",
+            incident.alarm_name, incident.alarm_arn
+        );
+        let _ = writeln!(
+            out,
+            "state      {} at {} (account {}, {})",
+            incident.state_value, incident.state_timestamp, incident.account, incident.region
+        );
+    }
+    if let Some(arn) = &incident.execution_arn {
+        let _ = writeln!(out, "execution  {arn}");
+    }
+    if let Some(error) = &incident.last_error {
+        let _ = writeln!(out, "last error {error}");
+    }
+    let _ = writeln!(
+        out,
+        "recorded   {}, updated {}",
+        incident.created_at, incident.updated_at
+    );
+    let _ = writeln!(out, "events");
+    for event in events {
+        let _ = writeln!(
+            out,
+            "  {:>3}  {}  {:<17} {}",
+            event.seq,
+            event.at,
+            event.kind.as_str(),
+            summary(event)
+        );
+    }
+    out
+}
+
+/// One line about an event's data; the raw alarm event is summarised, not printed.
+fn summary(event: &IncidentEvent) -> String {
+    let data = &event.data;
+    if let Some(raw) = data.get("event") {
+        let state = raw
+            .pointer("/detail/state/value")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?");
+        return format!("alarm event, state {state}");
+    }
+    let text = data.to_string();
+    let cut: String = text.chars().take(160).collect();
+    if cut.len() < text.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
