@@ -131,3 +131,52 @@ async fn a_missing_state_machine_leaves_the_incident_in_the_outbox() {
     let report = sweeper.sweep(Duration::ZERO, 10).await.unwrap();
     assert_eq!((report.found, report.started), (1, 1));
 }
+
+#[tokio::test]
+async fn audit_reads_the_dynamodb_table() {
+    let moto = Moto::start();
+    let (dynamodb, sfn) = clients(moto.endpoint()).await;
+    DynamoDbStore::create_table(&dynamodb, "incidents")
+        .await
+        .unwrap();
+    let machine = state_machine(&sfn).await;
+    let store: Arc<dyn IncidentStore> = Arc::new(DynamoDbStore::new(dynamodb, "incidents"));
+    let dispatcher = Dispatcher::new(
+        store,
+        Arc::new(StepFunctionsStarter::new(sfn, machine)),
+        Arc::new(SystemClock),
+    );
+    Intake::new(dispatcher, None)
+        .handle(include_bytes!("../fixtures/metric-alarm.json"))
+        .await
+        .unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
+        .args([
+            "audit",
+            "--table",
+            "incidents",
+            "--status",
+            "STARTED",
+            "--json",
+        ])
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let incidents = json["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(
+        incidents[0]["incidentId"],
+        "NFM-Alarm-EKS-DB-2026-11-24T10:00:00.000+0000"
+    );
+}
