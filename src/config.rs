@@ -15,6 +15,8 @@ pub struct ConfigError {
 pub struct SignerConfig {
     /// `SECRET_ARN`: the Secrets Manager secret holding `{"WEBHOOK_URL", "WEBHOOK_SECRET"}`.
     pub secret_id: String,
+    /// `TABLE_NAME`: the incident table, where every attempt is appended.
+    pub table_name: String,
     /// `SECRET_TTL_SECONDS` (default 300): how long a warm function reuses the secret.
     pub secret_ttl: Duration,
     /// `WEBHOOK_CONNECT_TIMEOUT_MS` (default 3000).
@@ -32,6 +34,7 @@ impl SignerConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             secret_id: required(&lookup, "SECRET_ARN", "must name the webhook secret")?,
+            table_name: required(&lookup, "TABLE_NAME", "must name the incident table")?,
             secret_ttl: Duration::from_secs(positive(&lookup, "SECRET_TTL_SECONDS", 300)?),
             connect_timeout: Duration::from_millis(positive(
                 &lookup,
@@ -79,6 +82,25 @@ impl IntakeConfig {
             sweep_grace: Duration::from_secs(positive(&lookup, "SWEEP_GRACE_SECONDS", 120)?),
             sweep_batch: usize::try_from(positive(&lookup, "SWEEP_BATCH", 100)?)
                 .unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// What the recorder (and the enricher) read from their environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderConfig {
+    /// `TABLE_NAME`: the incident table.
+    pub table_name: String,
+}
+
+impl RecorderConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(&lookup, "TABLE_NAME", "must name the incident table")?,
         })
     }
 }
@@ -165,7 +187,16 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         assert_eq!(config(&[]).unwrap_err().variable, "SECRET_ARN");
-        let error = config(&[("SECRET_ARN", "x"), ("WEBHOOK_TIMEOUT_MS", "soon")]).unwrap_err();
+        assert_eq!(
+            config(&[("SECRET_ARN", "x")]).unwrap_err().variable,
+            "TABLE_NAME"
+        );
+        let error = config(&[
+            ("SECRET_ARN", "x"),
+            ("TABLE_NAME", "t"),
+            ("WEBHOOK_TIMEOUT_MS", "soon"),
+        ])
+        .unwrap_err();
         assert_eq!(error.variable, "WEBHOOK_TIMEOUT_MS");
         assert!(error.to_string().contains("\"soon\""));
     }

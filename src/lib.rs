@@ -18,6 +18,7 @@ pub mod ports;
 pub mod pyjson;
 #[cfg(feature = "local")]
 pub mod receiver;
+pub mod recorder;
 pub mod secret;
 pub mod signer;
 pub mod signing;

@@ -18,9 +18,15 @@ impl WebhookBody {
     /// The body for `event`, whatever its state (the seed skips non-ALARM states before
     /// building it; rendering them shows what it would have sent).
     pub fn render(event: &AlarmEvent) -> Self {
+        Self::render_enriched(event, None)
+    }
+
+    /// [`WebhookBody::render`] plus the workflow's enrichment under the new key
+    /// `data.enrichment`, after `data.metadata`: every seed key keeps its exact bytes.
+    pub fn render_enriched(event: &AlarmEvent, enrichment: Option<&Value>) -> Self {
         let state = event.state();
         let reason = state.reason.as_deref().unwrap_or("");
-        let payload = json!({
+        let mut payload = json!({
             "eventType": "incident",
             "incidentId": event.incident_id().as_str(),
             "action": "created",
@@ -41,6 +47,9 @@ impl WebhookBody {
                 }
             }
         });
+        if let (Some(enrichment), Some(data)) = (enrichment, payload["data"].as_object_mut()) {
+            data.insert("enrichment".to_owned(), enrichment.clone());
+        }
         Self(pyjson::dumps(&payload))
     }
 

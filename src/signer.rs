@@ -1,17 +1,23 @@
 //! The Deliver state of the workflow: the signer Lambda's handler, also called in-process by
 //! the local engine.
 //!
-//! Input is `{"event": <EventBridge alarm event>, …}` (`schemas/deliver-input.schema.json`);
-//! output is the [`DeliveryRecord`] (`schemas/delivery-record.schema.json`). Failures carry one
-//! of a closed set of error names ([`ErrorName`]) that the state machine's `Retry` and `Catch`
-//! match on; messages never hold the secret, a signature or the body.
+//! Input is `{"incidentId", "event", "enriched"?, "execution"?}`
+//! (`schemas/deliver-input.schema.json`); output is the [`DeliveryRecord`]
+//! (`schemas/delivery-record.schema.json`). Every HTTP attempt is appended to the incident's log
+//! as `DeliveryAttempted` before the signer returns or raises. Failures carry one of a closed set
+//! of error names ([`ErrorName`]) that the state machine's `Retry` matches on; messages never
+//! hold the secret, a signature or the body.
 
-use crate::delivery::{AttemptOutcome, Deliverer, DeliveryError, DeliveryRecord, ErrorKind};
-use crate::event::AlarmEvent;
+use crate::delivery::{
+    AttemptOutcome, AttemptRecord, Deliverer, DeliveryError, DeliveryRecord, ErrorKind,
+};
+use crate::event::{AlarmEvent, IncidentId};
+use crate::incident::{EventType, NewEvent};
 use crate::payload::WebhookBody;
+use crate::ports::{Clock, IncidentStore, StoreError};
 use crate::secret::SecretError;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::fmt;
 
 /// The error names Step Functions sees (the Lambda `errorType`).
@@ -27,16 +33,23 @@ pub enum ErrorName {
     SecretUnavailable,
     /// The secret is missing, unreadable or malformed, or its URL breaks the HTTPS policy.
     ConfigInvalid,
+    /// The incident store could not record the attempt: retry (DevOps Agent deduplicates the
+    /// identical body if it did arrive).
+    StoreUnavailable,
+    /// The incident store refused the write.
+    StoreFailed,
 }
 
 impl ErrorName {
     /// Every name, for checks that the state machine matches only names that exist.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::WebhookTransient,
         Self::WebhookPermanent,
         Self::PayloadInvalid,
         Self::SecretUnavailable,
         Self::ConfigInvalid,
+        Self::StoreUnavailable,
+        Self::StoreFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,15 +59,20 @@ impl ErrorName {
             Self::PayloadInvalid => "Payload.Invalid",
             Self::SecretUnavailable => "Secret.Unavailable",
             Self::ConfigInvalid => "Config.Invalid",
+            Self::StoreUnavailable => "Store.Unavailable",
+            Self::StoreFailed => "Store.Failed",
         }
     }
 
     pub fn kind(self) -> ErrorKind {
         match self {
-            Self::WebhookTransient | Self::SecretUnavailable => ErrorKind::Transient,
-            Self::WebhookPermanent | Self::PayloadInvalid | Self::ConfigInvalid => {
-                ErrorKind::Permanent
+            Self::WebhookTransient | Self::SecretUnavailable | Self::StoreUnavailable => {
+                ErrorKind::Transient
             }
+            Self::WebhookPermanent
+            | Self::PayloadInvalid
+            | Self::ConfigInvalid
+            | Self::StoreFailed => ErrorKind::Permanent,
         }
     }
 }
@@ -115,21 +133,50 @@ impl From<DeliveryError> for SignerError {
     }
 }
 
-/// The Deliver state's input; fields beyond `event` (workflow context) are ignored.
+/// The Deliver state's input; other fields are ignored.
 #[derive(Debug, Deserialize)]
 struct DeliverInput {
     event: Value,
+    /// The Enrich state's result: `{"enrichment": {…}}`, or the caught `{"Error", "Cause"}`.
+    #[serde(default)]
+    enriched: Option<Value>,
+    /// `{"arn", "retryCount"}` from the context object, for the audit trail.
+    #[serde(default)]
+    execution: Option<Value>,
 }
 
-/// Renders the event's body and delivers it once (the workflow's `Retry` owns the schedule).
-pub async fn handle(input: Value, deliverer: &Deliverer) -> Result<DeliveryRecord, SignerError> {
+/// Renders the event's body (with the enrichment, when there is one) and delivers it once (the
+/// workflow's `Retry` owns the schedule), appending every attempt to the incident's log.
+pub async fn handle(
+    input: Value,
+    deliverer: &Deliverer,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<DeliveryRecord, SignerError> {
     let input: DeliverInput = serde_json::from_value(input)
         .map_err(|error| SignerError::payload(format!("Deliver input: {error}")))?;
     let bytes = serde_json::to_vec(&input.event).map_err(SignerError::payload)?;
     let event = AlarmEvent::parse(&bytes).map_err(SignerError::payload)?;
-    let body = WebhookBody::render(&event);
+    let enrichment = input
+        .enriched
+        .as_ref()
+        .and_then(|enriched| enriched.get("enrichment"));
+    let body = WebhookBody::render_enriched(&event, enrichment);
     let incident_id = event.incident_id().as_str();
-    match deliverer.deliver(&body).await {
+    let result = deliverer.deliver(&body).await;
+    let attempts = match &result {
+        Ok(record) | Err(DeliveryError::Failed(record)) => record.attempts.as_slice(),
+        Err(DeliveryError::Secret(_)) => &[],
+    };
+    record_attempts(
+        store,
+        clock,
+        event.incident_id(),
+        attempts,
+        input.execution.as_ref(),
+    )
+    .await?;
+    match result {
         Ok(record) => {
             let last = record.last();
             tracing::info!(
@@ -149,14 +196,91 @@ pub async fn handle(input: Value, deliverer: &Deliverer) -> Result<DeliveryRecor
     }
 }
 
+/// Appends one `DeliveryAttempted` per attempt and counts them on the projection.
+async fn record_attempts(
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+    id: &IncidentId,
+    attempts: &[AttemptRecord],
+    execution: Option<&Value>,
+) -> Result<(), SignerError> {
+    for attempt in attempts {
+        let data = json!({ "attempt": attempt, "execution": execution });
+        loop {
+            let incident =
+                store.get(id).await.map_err(store_error)?.ok_or_else(|| {
+                    SignerError::payload(format!("no incident {id} in the store"))
+                })?;
+            let now = clock.now();
+            let mut next = incident.advance(now);
+            next.attempts += 1;
+            next.last_error = match attempt.outcome {
+                AttemptOutcome::Delivered => None,
+                _ => Some(match (attempt.status_code, &attempt.error) {
+                    (Some(status), _) => format!("webhook answered {status}"),
+                    (None, Some(error)) => error.clone(),
+                    (None, None) => "no answer".to_owned(),
+                }),
+            };
+            let event = NewEvent::new(EventType::DeliveryAttempted, now, data.clone());
+            match store.append(&next, &event).await {
+                Ok(()) => break,
+                Err(StoreError::VersionConflict(_)) => continue,
+                Err(error) => return Err(store_error(error)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn store_error(error: StoreError) -> SignerError {
+    let name = match error {
+        StoreError::Failed(_) => ErrorName::StoreFailed,
+        _ => ErrorName::StoreUnavailable,
+    };
+    SignerError {
+        name,
+        message: error.to_string(),
+        record: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::SqliteStore;
+    use crate::intake::Intake;
+    use crate::outbox::Dispatcher;
     use crate::ports::TransportError;
     use crate::secret::CachedSecretSource;
-    use crate::testing::{FakeTransport, FixedClock, SECRET_DOC, ScriptedFetcher};
+    use crate::testing::{FakeStarter, FakeTransport, FixedClock, SECRET_DOC, ScriptedFetcher};
     use std::sync::Arc;
     use std::time::Duration;
+
+    const METRIC: &str = include_str!("../tests/fixtures/metric-alarm.json");
+
+    /// A store holding the metric fixture's incident, started.
+    async fn store() -> Arc<SqliteStore> {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let clock = Arc::new(FixedClock::at("2026-11-24T10:00:01Z"));
+        let dispatcher = Dispatcher::new(store.clone(), Arc::new(FakeStarter::default()), clock);
+        Intake::new(dispatcher, None)
+            .handle(METRIC.as_bytes())
+            .await
+            .unwrap();
+        store
+    }
+
+    async fn run(input: Value, deliverer: &Deliverer) -> Result<DeliveryRecord, SignerError> {
+        let store = store().await;
+        handle(
+            input,
+            deliverer,
+            store.as_ref(),
+            &FixedClock::at("2026-11-24T10:00:02Z"),
+        )
+        .await
+    }
 
     fn deliverer(transport: FakeTransport, doc: &str) -> Deliverer {
         let clock = Arc::new(FixedClock::at("2026-11-24T10:00:00Z"));
@@ -169,20 +293,17 @@ mod tests {
     }
 
     fn input() -> Value {
-        let event: Value =
-            serde_json::from_str(include_str!("../tests/fixtures/metric-alarm.json")).unwrap();
-        serde_json::json!({"event": event, "executionArn": "arn:aws:states:::execution:x:y"})
+        let event: Value = serde_json::from_str(METRIC).unwrap();
+        serde_json::json!({"event": event, "execution": {"arn": "arn:aws:states:::execution:x:y", "retryCount": 0}})
     }
 
     async fn error_for(transport: FakeTransport, doc: &str) -> SignerError {
-        handle(input(), &deliverer(transport, doc))
-            .await
-            .unwrap_err()
+        run(input(), &deliverer(transport, doc)).await.unwrap_err()
     }
 
     #[tokio::test]
     async fn delivered_input_returns_the_record() {
-        let record = handle(
+        let record = run(
             input(),
             &deliverer(FakeTransport::answering([Ok(202)]), SECRET_DOC),
         )
@@ -239,9 +360,58 @@ mod tests {
             serde_json::json!({"event": {"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}}),
             serde_json::json!({"event": "not an object"}),
         ] {
-            let error = handle(input, &deliverer).await.unwrap_err();
+            let error = run(input, &deliverer).await.unwrap_err();
             assert_eq!(error.name, ErrorName::PayloadInvalid, "{error}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_appended_to_the_incident_log() {
+        let store = store().await;
+        let deliverer = deliverer(FakeTransport::answering([Ok(401), Ok(202)]), SECRET_DOC);
+        let clock = FixedClock::at("2026-11-24T10:00:02Z");
+        handle(input(), &deliverer, store.as_ref(), &clock)
+            .await
+            .unwrap();
+        let id = IncidentId::new("NFM-Alarm-EKS-DB", "2026-11-24T10:00:00.000+0000");
+        let events = store.events(&id).await.unwrap();
+        let attempts: Vec<_> = events
+            .iter()
+            .filter(|event| event.kind == EventType::DeliveryAttempted)
+            .map(|event| event.data["attempt"]["statusCode"].as_u64())
+            .collect();
+        assert_eq!(attempts, [Some(401), Some(202)]);
+        assert_eq!(events.last().unwrap().data["execution"]["retryCount"], 0);
+        let incident = store.get(&id).await.unwrap().unwrap();
+        assert_eq!((incident.attempts, incident.last_error), (2, None));
+        assert!(
+            !serde_json::to_string(&events)
+                .unwrap()
+                .contains("test-secret")
+        );
+    }
+
+    #[tokio::test]
+    async fn enrichment_goes_under_a_new_key_and_seed_keys_keep_their_bytes() {
+        let transport = Arc::new(FakeTransport::answering([Ok(202)]));
+        let clock = Arc::new(FixedClock::at("2026-11-24T10:00:00Z"));
+        let secrets = CachedSecretSource::new(
+            ScriptedFetcher::new([SECRET_DOC.to_owned()]),
+            clock.clone(),
+            Duration::from_secs(300),
+        );
+        let deliverer = Deliverer::new(Arc::new(secrets), transport.clone(), clock);
+        let mut input = input();
+        input["enriched"] = serde_json::json!({"enrichment": {"alarm": {"threshold": 50.0}}});
+        run(input, &deliverer).await.unwrap();
+        let sent = String::from_utf8(transport.sent()[0].body.clone()).unwrap();
+        let plain = WebhookBody::render(&AlarmEvent::parse(METRIC.as_bytes()).unwrap());
+        let prefix = plain.as_str().strip_suffix("}}").unwrap();
+        assert!(sent.starts_with(prefix), "seed keys first, byte for byte");
+        assert!(
+            sent.ends_with(", \"enrichment\": {\"alarm\": {\"threshold\": 50.0}}}}"),
+            "{sent}"
+        );
     }
 
     #[test]

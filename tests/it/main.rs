@@ -14,3 +14,4 @@ mod seed_compat;
 mod store_contract;
 #[cfg(feature = "aws")]
 mod store_dynamodb;
+mod workflow;

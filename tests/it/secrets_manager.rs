@@ -151,13 +151,28 @@ async fn signer_handler_delivers_with_its_secret_in_secrets_manager() {
         ),
         clock,
     );
-    let event: serde_json::Value =
-        serde_json::from_str(include_str!("../fixtures/composite-alarm.json")).unwrap();
+    let composite = include_str!("../fixtures/composite-alarm.json");
+    let store = alarm_relay::adapters::SqliteStore::open_in_memory().unwrap();
+    let store: Arc<dyn alarm_relay::ports::IncidentStore> = Arc::new(store);
+    let dispatcher = alarm_relay::outbox::Dispatcher::new(
+        store.clone(),
+        Arc::new(alarm_relay::testing::FakeStarter::default()),
+        Arc::new(SystemClock),
+    );
+    alarm_relay::intake::Intake::new(dispatcher, None)
+        .handle(composite.as_bytes())
+        .await
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(composite).unwrap();
     let input = serde_json::json!({ "event": event });
 
-    let error = signer::handle(input.clone(), &deliverer).await.unwrap_err();
+    let error = signer::handle(input.clone(), &deliverer, store.as_ref(), &SystemClock)
+        .await
+        .unwrap_err();
     assert_eq!(error.name, ErrorName::WebhookTransient);
-    let record = signer::handle(input, &deliverer).await.unwrap();
+    let record = signer::handle(input, &deliverer, store.as_ref(), &SystemClock)
+        .await
+        .unwrap();
     assert_eq!(record.outcome, AttemptOutcome::Delivered);
     assert_eq!(record.last().status_code, Some(202));
     receiver.stop().await;

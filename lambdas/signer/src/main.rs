@@ -1,7 +1,8 @@
 //! The signer Lambda: the workflow's Deliver state. Wiring only; the logic is
 //! `alarm_relay::signer::handle`.
 
-use alarm_relay::adapters::aws::signer_deliverer;
+use alarm_relay::adapters::SystemClock;
+use alarm_relay::adapters::aws::{incident_store, signer_deliverer};
 use alarm_relay::config::SignerConfig;
 use alarm_relay::signer;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -13,9 +14,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = SignerConfig::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deliverer = signer_deliverer(&config, &aws)?;
-    let deliverer = &deliverer;
+    let store = incident_store(&aws, &config.table_name);
+    let (deliverer, store) = (&deliverer, &store);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        signer::handle(event.payload, deliverer)
+        signer::handle(event.payload, deliverer, store, &SystemClock)
             .await
             .map_err(|error| Diagnostic {
                 error_type: error.name.as_str().to_owned(),

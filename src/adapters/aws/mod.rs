@@ -40,12 +40,14 @@ pub fn signer_deliverer(
     ))
 }
 
+/// The incident table.
+pub fn incident_store(aws: &SdkConfig, table: &str) -> DynamoDbStore {
+    DynamoDbStore::new(aws_sdk_dynamodb::Client::new(aws), table)
+}
+
 /// Intake's and the sweeper's [`Dispatcher`] in AWS: the DynamoDB table and Step Functions.
 pub fn dispatcher(config: &IntakeConfig, aws: &SdkConfig) -> Dispatcher {
-    let store = DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(aws),
-        config.table_name.clone(),
-    );
+    let store = incident_store(aws, &config.table_name);
     let starter = StepFunctionsStarter::new(
         aws_sdk_sfn::Client::new(aws),
         config.state_machine_arn.clone(),
