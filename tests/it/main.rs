@@ -5,6 +5,8 @@ mod intake;
 #[cfg(feature = "aws")]
 mod intake_aws;
 #[cfg(feature = "aws")]
+mod lambda_api;
+#[cfg(feature = "aws")]
 mod moto;
 mod receiver;
 mod schemas;
@@ -15,3 +17,5 @@ mod store_contract;
 #[cfg(feature = "aws")]
 mod store_dynamodb;
 mod workflow;
+#[cfg(feature = "aws")]
+mod workflow_moto;

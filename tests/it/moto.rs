@@ -13,6 +13,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// With extra environment, e.g. `MOTO_PORT`, the port moto's Step Functions interpreter
+    /// sends its Lambda calls to.
+    pub fn start_with_env(env: &[(&str, String)]) -> Self {
         let binary =
             std::env::var("ALARM_RELAY_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -21,6 +27,7 @@ impl Moto {
             .port();
         let child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
