@@ -151,9 +151,12 @@ mod tests {
     }
 
     #[test]
-    fn defaults_apply_when_only_the_secret_is_set() {
-        let config =
-            config(&[("SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:x")]).unwrap();
+    fn defaults_apply_when_only_the_required_variables_are_set() {
+        let config = config(&[
+            ("SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:x"),
+            ("TABLE_NAME", "incidents"),
+        ])
+        .unwrap();
         assert_eq!(config.secret_ttl, Duration::from_secs(300));
         assert_eq!(config.timeout, Duration::from_secs(10));
     }
