@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod enrich;
 pub mod event;
 pub mod incident;
 pub mod intake;

@@ -183,3 +183,155 @@ pub trait WorkflowStarter: Send + Sync {
     /// ARN, so intake and the sweeper may both try.
     async fn start(&self, name: &str, input: &Value) -> Result<String, StartError>;
 }
+
+// --- AlarmSource: what enrichment asks CloudWatch -------------------------------------------
+
+use crate::event::StateValue;
+
+/// Why enrichment could not finish. Adapters classify their failures into these two; the
+/// names are what Step Functions matches on (the Enrich state retries `Enrichment.Throttled`).
+/// Messages name the call and the error code, never a request or response body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrichError {
+    /// Throttling, limits, service faults, timeouts, no connection: worth retrying.
+    #[error("enrichment throttled: {0}")]
+    Throttled(String),
+    /// Anything else (bad input, access denied, a store refusing the write): retrying will
+    /// not help; the workflow delivers without enrichment.
+    #[error("enrichment failed: {0}")]
+    Failed(String),
+}
+
+impl EnrichError {
+    /// Every Lambda error type enrichment raises.
+    pub const ERROR_TYPES: [&'static str; 2] = ["Enrichment.Throttled", "Enrichment.Failed"];
+
+    /// The Lambda error type: `Enrichment.Throttled` or `Enrichment.Failed`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Throttled(_) => "Enrichment.Throttled",
+            Self::Failed(_) => "Enrichment.Failed",
+        }
+    }
+}
+
+/// One alarm as DescribeAlarms describes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type")]
+pub enum AlarmDefinition {
+    #[serde(rename = "MetricAlarm")]
+    Metric(MetricAlarmDefinition),
+    #[serde(rename = "CompositeAlarm")]
+    Composite(CompositeAlarmDefinition),
+}
+
+impl AlarmDefinition {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Metric(alarm) => &alarm.name,
+            Self::Composite(alarm) => &alarm.name,
+        }
+    }
+
+    pub fn arn(&self) -> Option<&str> {
+        match self {
+            Self::Metric(alarm) => alarm.arn.as_deref(),
+            Self::Composite(alarm) => alarm.arn.as_deref(),
+        }
+    }
+}
+
+/// A metric (or metric-math, or anomaly-detection) alarm's settings. Every field but the name
+/// is optional because CloudWatch omits what was never set (a metric-math alarm has no
+/// statistic or period of its own).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricAlarmDefinition {
+    pub name: String,
+    pub arn: Option<String>,
+    /// The alarm's state now, which may have moved on since the event.
+    pub state: Option<StateValue>,
+    /// When it entered that state (RFC 3339, UTC).
+    pub state_updated_at: Option<String>,
+    pub threshold: Option<f64>,
+    /// For anomaly-detection alarms: the id of the band expression.
+    pub threshold_metric_id: Option<String>,
+    /// `GreaterThanThreshold`, `LessThanLowerOrGreaterThanUpperThreshold`, …
+    pub comparison_operator: Option<String>,
+    pub evaluation_periods: Option<u32>,
+    pub datapoints_to_alarm: Option<u32>,
+    /// `breaching`, `notBreaching`, `ignore`, `missing`.
+    pub treat_missing_data: Option<String>,
+    pub unit: Option<String>,
+    /// `Sum`, `Average`, … (or `extended_statistic`, e.g. `p99`).
+    pub statistic: Option<String>,
+    pub extended_statistic: Option<String>,
+    /// Seconds.
+    pub period: Option<u32>,
+    pub actions_enabled: Option<bool>,
+}
+
+/// A composite alarm's settings.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositeAlarmDefinition {
+    pub name: String,
+    pub arn: Option<String>,
+    pub state: Option<StateValue>,
+    pub state_updated_at: Option<String>,
+    pub alarm_rule: Option<String>,
+    pub actions_enabled: Option<bool>,
+    pub actions_suppressor: Option<String>,
+}
+
+/// One metric and how to aggregate it: what GetMetricData is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricQuery {
+    pub namespace: String,
+    pub name: String,
+    /// Name and value, in the event's order.
+    pub dimensions: Vec<(String, String)>,
+    /// `Sum`, `Average`, `p99`, `TM(10%:90%)`…
+    pub stat: String,
+    /// Seconds, > 0.
+    pub period: u32,
+    pub unit: Option<String>,
+}
+
+/// One aggregated value of a metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Datapoint {
+    pub timestamp: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// What enrichment reads from CloudWatch. Implementations classify their failures into
+/// [`EnrichError`] (throttling and outages are `Throttled`) and report what does not exist as
+/// `None` or empty, not as an error: an alarm deleted after it fired is normal.
+#[async_trait]
+pub trait AlarmSource: Send + Sync {
+    /// The metric or composite alarm of this name, `None` when there is none.
+    async fn describe_alarm(&self, name: &str) -> Result<Option<AlarmDefinition>, EnrichError>;
+
+    /// The values of `query` with timestamps in `[start, end)`, in any order (empty when the
+    /// metric has no data there).
+    async fn metric_datapoints(
+        &self,
+        query: &MetricQuery,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Datapoint>, EnrichError>;
+
+    /// The tags of the alarm `arn`, `None` when there is no such alarm.
+    async fn alarm_tags(
+        &self,
+        arn: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, EnrichError>;
+
+    /// The current state of each of the named alarms (metric or composite) that exists; names
+    /// with no alarm are left out.
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::BTreeMap<String, StateValue>, EnrichError>;
+}

@@ -1,6 +1,8 @@
 //! The integration tests: one crate, one module per area.
 
 mod cli;
+#[cfg(feature = "aws")]
+mod enrich;
 mod intake;
 #[cfg(feature = "aws")]
 mod intake_aws;

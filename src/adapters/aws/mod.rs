@@ -1,9 +1,11 @@
 //! AWS adapters (the `aws` feature), used by the Lambda binaries.
 
+mod cloudwatch;
 mod dynamodb_store;
 mod secrets_manager;
 mod step_functions;
 
+pub use cloudwatch::CloudWatchAlarmSource;
 pub use dynamodb_store::DynamoDbStore;
 pub use secrets_manager::SecretsManagerFetcher;
 pub use step_functions::StepFunctionsStarter;

@@ -1,0 +1,29 @@
+//! The enricher Lambda: the workflow's Enrich state. Wiring only; the logic is
+//! `alarm_relay::enrich::handle`.
+
+use alarm_relay::adapters::SystemClock;
+use alarm_relay::adapters::aws::{CloudWatchAlarmSource, incident_store};
+use alarm_relay::config::RecorderConfig;
+use alarm_relay::enrich;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    // The enricher reads what the recorder reads: TABLE_NAME.
+    let config = RecorderConfig::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let source = CloudWatchAlarmSource::from_sdk_config(&aws);
+    let store = incident_store(&aws, &config.table_name);
+    let (source, store) = (&source, &store);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        enrich::handle(event.payload, source, store, &SystemClock)
+            .await
+            .map_err(|error| Diagnostic {
+                error_type: error.error_type().to_owned(),
+                error_message: error.to_string(),
+            })
+    }))
+    .await
+}
