@@ -31,7 +31,8 @@ const COMPOSITE: &str = include_str!("../fixtures/composite-alarm.json");
 const ALARM: &str = "NFM-Alarm-EKS-DB";
 const MONITOR: &str = "arn:aws:networkflowmonitor:us-east-1:123456789012:monitor/my-monitor";
 
-fn client(endpoint: &str) -> Client {
+/// A CloudWatch client for moto at `endpoint`.
+pub(crate) fn client(endpoint: &str) -> Client {
     let config = aws_sdk_cloudwatch::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -49,7 +50,7 @@ fn monitor_dimension() -> Dimension {
 }
 
 /// The fixture's alarm: Timeouts of one monitor, Sum over 5 minutes above 50, tagged.
-async fn put_nfm_alarm(client: &Client) {
+pub(crate) async fn put_nfm_alarm(client: &Client) {
     client
         .put_metric_alarm()
         .alarm_name(ALARM)

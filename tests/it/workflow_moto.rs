@@ -1,10 +1,12 @@
 //! `statemachine/incident.asl.json` executed for real by moto's Step Functions interpreter,
 //! every Lambda call answered by the project's own handlers (signer, recorder, enricher) in this
-//! process, the signer delivering to the local receiver. The definition runs unchanged (its
-//! retry timings included); only the `${…}` function ARNs are substituted, as SAM does.
+//! process, the signer delivering to the local receiver and the enricher reading moto's
+//! CloudWatch (or an unreachable one). The definition runs unchanged (its retry timings
+//! included); only the `${…}` function ARNs are substituted, as SAM does.
 
 use crate::lambda_api::{LambdaApi, handler};
 use crate::moto::Moto;
+use alarm_relay::adapters::aws::CloudWatchAlarmSource;
 use alarm_relay::adapters::local::SecretFile;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
 use alarm_relay::delivery::Deliverer;
@@ -17,23 +19,41 @@ use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
 use alarm_relay::secret::CachedSecretSource;
 use alarm_relay::signing::WebhookSecret;
 use alarm_relay::testing::FakeStarter;
-use alarm_relay::{recorder, signer};
+use alarm_relay::{enrich, recorder, signer};
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 const DEFINITION: &str = include_str!("../../statemachine/incident.asl.json");
 const METRIC: &str = include_str!("../fixtures/metric-alarm.json");
 const ACCOUNT_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function";
 
-/// How the scenario's enricher behaves.
+/// Where the scenario's enricher reads CloudWatch.
 #[derive(Clone, Copy, PartialEq)]
 enum Enricher {
+    /// moto's CloudWatch, holding the fixture's alarm.
     Works,
+    /// A closed port, with the SDK's own retries off: every call fails fast.
     Fails,
+}
+
+/// A CloudWatch source whose endpoint refuses connections.
+fn unreachable_cloudwatch() -> CloudWatchAlarmSource {
+    let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let config = aws_sdk_cloudwatch::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .retry_config(aws_sdk_cloudwatch::config::retry::RetryConfig::disabled())
+        .build();
+    CloudWatchAlarmSource::new(aws_sdk_cloudwatch::Client::from_conf(config))
 }
 
 struct Run {
@@ -94,30 +114,48 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
     ));
     let signer_store = store.clone();
     let recorder_store = store.clone();
+    let enricher_store = store.clone();
+    // moto's port is known only once it starts, after the Lambda API it calls.
+    let cloudwatch = Arc::new(OnceLock::<CloudWatchAlarmSource>::new());
+    let enricher_source = cloudwatch.clone();
     let api = LambdaApi::start(vec![
-        ("signer", handler(move |input| {
-            let (deliverer, store) = (deliverer.clone(), signer_store.clone());
-            async move {
-                signer::handle(input, &deliverer, store.as_ref(), &SystemClock)
-                    .await
-                    .map(|record| serde_json::to_value(record).unwrap())
-                    .map_err(|error| (error.name.as_str().to_owned(), error.message))
-            }
-        })),
-        ("recorder", handler(move |input| {
-            let store = recorder_store.clone();
-            async move {
-                recorder::handle(&input, store.as_ref(), &SystemClock)
-                    .await
-                    .map_err(|error| (error.error_type().to_owned(), error.to_string()))
-            }
-        })),
-        ("enricher", handler(move |input: Value| async move {
-            match enricher {
-                Enricher::Works => Ok(json!({ "metric": input["event"]["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"] })),
-                Enricher::Fails => Err(("Enrichment.Failed".to_owned(), "CloudWatch unreachable".to_owned())),
-            }
-        })),
+        (
+            "signer",
+            handler(move |input| {
+                let (deliverer, store) = (deliverer.clone(), signer_store.clone());
+                async move {
+                    signer::handle(input, &deliverer, store.as_ref(), &SystemClock)
+                        .await
+                        .map(|record| serde_json::to_value(record).unwrap())
+                        .map_err(|error| (error.name.as_str().to_owned(), error.message))
+                }
+            }),
+        ),
+        (
+            "recorder",
+            handler(move |input| {
+                let store = recorder_store.clone();
+                async move {
+                    recorder::handle(&input, store.as_ref(), &SystemClock)
+                        .await
+                        .map_err(|error| (error.error_type().to_owned(), error.to_string()))
+                }
+            }),
+        ),
+        (
+            "enricher",
+            handler(move |input: Value| {
+                let (source, store) = (enricher_source.clone(), enricher_store.clone());
+                async move {
+                    let source = source
+                        .get()
+                        .expect("CloudWatch is set before the execution starts");
+                    enrich::handle(input, source, store.as_ref(), &SystemClock)
+                        .await
+                        .map_err(|error| (error.error_type().to_owned(), error.to_string()))
+                }
+            }),
+        ),
     ])
     .await;
 
@@ -130,6 +168,15 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
         .unwrap()
         .error_for_status()
         .unwrap();
+    let source = match enricher {
+        Enricher::Works => {
+            let client = crate::enrich::client(moto.endpoint());
+            crate::enrich::put_nfm_alarm(&client).await;
+            CloudWatchAlarmSource::new(client)
+        }
+        Enricher::Fails => unreachable_cloudwatch(),
+    };
+    assert!(cloudwatch.set(source).is_ok(), "set once");
     let sfn = sfn_client(moto.endpoint());
     let definition = DEFINITION
         .replace("${EnricherFunctionArn}", &format!("{ACCOUNT_ARN}:enricher"))
@@ -255,9 +302,12 @@ async fn success_enriches_delivers_and_records() {
     assert_eq!(run.calls, ["enricher", "signer", "recorder"]);
     assert_eq!(run.received.len(), 1);
     assert_eq!(run.received[0]["signatureValid"], true);
+    let enrichment = &run.received[0]["body"]["data"]["enrichment"];
+    assert_eq!(enrichment["metric"]["name"], "Timeouts");
     assert_eq!(
-        run.received[0]["body"]["data"]["enrichment"]["metric"]["name"],
-        "Timeouts"
+        enrichment["alarm"]["threshold"].as_f64(),
+        Some(50.0),
+        "read from moto's DescribeAlarms: {enrichment}"
     );
     assert_eq!(status(&run).await, IncidentStatus::Delivered);
     assert_eq!(
@@ -265,6 +315,7 @@ async fn success_enriches_delivers_and_records() {
         [
             EventType::Received,
             EventType::ExecutionStarted,
+            EventType::Enriched,
             EventType::DeliveryAttempted,
             EventType::Delivered
         ]
@@ -328,7 +379,17 @@ async fn an_enrichment_failure_still_delivers() {
     let run = run("", "workflow-secret", Enricher::Fails).await;
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(entered_states(&run), ["Enrich", "Deliver", "Record"]);
-    assert_eq!(task_failures(&run), ["Enrichment.Failed"]);
+    assert_eq!(
+        task_failures(&run),
+        ["Enrichment.Throttled"; 4],
+        "retried three times, then caught"
+    );
     assert!(run.received[0]["body"]["data"].get("enrichment").is_none());
     assert_eq!(status(&run).await, IncidentStatus::Delivered);
+    let failures = log(&run)
+        .await
+        .iter()
+        .filter(|kind| **kind == EventType::EnrichmentFailed)
+        .count();
+    assert_eq!(failures, 4, "every failed attempt is in the log");
 }
