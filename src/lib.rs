@@ -9,6 +9,8 @@ pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+#[cfg(feature = "local")]
+pub mod engine;
 pub mod enrich;
 pub mod event;
 pub mod incident;
@@ -21,6 +23,8 @@ pub mod pyjson;
 pub mod receiver;
 pub mod recorder;
 pub mod secret;
+#[cfg(feature = "local")]
+pub mod server;
 pub mod signer;
 pub mod signing;
 pub mod testing;

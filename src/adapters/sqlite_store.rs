@@ -81,6 +81,16 @@ const MIGRATIONS: &[&str] = &[
         data        TEXT NOT NULL,
         PRIMARY KEY (incident_id, seq)
     );",
+    // 2: the local engine's workflow executions (see adapters::local::executions).
+    "CREATE TABLE executions (
+        execution_arn TEXT NOT NULL PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        status        TEXT NOT NULL,
+        input         TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        execution     TEXT NOT NULL
+    );
+    CREATE INDEX executions_by_status ON executions (status, updated_at);",
 ];
 
 const INSERT_INCIDENT: &str = "INSERT INTO incidents
@@ -165,8 +175,9 @@ impl SqliteStore {
     }
 
     /// Runs `operation` on the connection on a blocking thread. A panic there (a bug) poisons
-    /// the mutex, and every later operation on this store fails rather than panics.
-    async fn with_connection<T, F>(&self, operation: F) -> Result<T, StoreError>
+    /// the mutex, and every later operation on this store fails rather than panics. The local
+    /// engine's execution table shares the connection through this.
+    pub(crate) async fn with_connection<T, F>(&self, operation: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -232,7 +243,7 @@ fn classify(doing: &str, error: &rusqlite::Error) -> StoreError {
     }
 }
 
-fn sql_error(doing: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+pub(crate) fn sql_error(doing: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
     move |error| classify(doing, &error)
 }
 

@@ -3,10 +3,11 @@
 //! DynamoDB table (`--table`, with the usual AWS credentials and region).
 
 use super::{CliError, write_stdout};
+use crate::adapters::local::SqliteExecutions;
 use crate::event::IncidentId;
 use crate::incident::{Incident, IncidentEvent, IncidentStatus};
 use crate::ports::IncidentStore;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ pub(super) async fn run(args: AuditArgs) -> Result<(), CliError> {
                 })?,
         ),
     };
-    let store = open(&args).await?;
+    let (store, executions) = open(&args).await?;
     let failed = |error| CliError::input("store", error);
     if let Some(id) = &args.incident {
         let id = IncidentId::from_raw(id.as_str());
@@ -62,10 +63,26 @@ pub(super) async fn run(args: AuditArgs) -> Result<(), CliError> {
             .map_err(failed)?
             .ok_or_else(|| CliError::Failed(format!("no incident {id}")))?;
         let events = store.events(&id).await.map_err(failed)?;
+        let history = match (&executions, &incident.execution_arn) {
+            (Some(executions), Some(arn)) => executions
+                .get(arn)
+                .await
+                .map_err(failed)?
+                .map(|execution| execution.history().to_vec())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let history: Vec<Value> = history
+            .iter()
+            .filter_map(|event| serde_json::to_value(event).ok())
+            .collect();
         let text = if args.json {
-            format!("{}\n", json!({ "incident": incident, "events": events }))
+            format!(
+                "{}\n",
+                json!({ "incident": incident, "events": events, "history": history })
+            )
         } else {
-            describe(&incident, &events)
+            describe(&incident, &events, &history)
         };
         return write_stdout(text.as_bytes());
     }
@@ -103,7 +120,10 @@ pub(super) async fn run(args: AuditArgs) -> Result<(), CliError> {
     write_stdout(text.as_bytes())
 }
 
-async fn open(args: &AuditArgs) -> Result<Arc<dyn IncidentStore>, CliError> {
+/// The store, and for the local file the engine's executions (their history).
+async fn open(
+    args: &AuditArgs,
+) -> Result<(Arc<dyn IncidentStore>, Option<SqliteExecutions>), CliError> {
     if let Some(path) = &args.db {
         if !path.exists() {
             return Err(CliError::Input(format!(
@@ -113,10 +133,11 @@ async fn open(args: &AuditArgs) -> Result<Arc<dyn IncidentStore>, CliError> {
         }
         let store = crate::adapters::SqliteStore::open(path)
             .map_err(|error| CliError::input(path.display(), error))?;
-        return Ok(Arc::new(store));
+        let executions = SqliteExecutions::new(store.clone());
+        return Ok((Arc::new(store), Some(executions)));
     }
     let table = args.table.clone().unwrap_or_default();
-    open_table(table).await
+    Ok((open_table(table).await?, None))
 }
 
 #[cfg(feature = "aws")]
@@ -150,7 +171,8 @@ fn list(incidents: &[Incident]) -> String {
     out
 }
 
-fn describe(incident: &Incident, events: &[IncidentEvent]) -> String {
+/// An incident's projection, its event log and its execution's history, for people.
+pub(super) fn describe(incident: &Incident, events: &[IncidentEvent], history: &[Value]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "incident   {}", incident.incident_id);
     let _ = writeln!(
@@ -192,7 +214,34 @@ fn describe(incident: &Incident, events: &[IncidentEvent]) -> String {
             summary(event)
         );
     }
+    if !history.is_empty() {
+        let _ = writeln!(out, "execution history");
+        for event in history {
+            let _ = writeln!(out, "  {}", history_line(event));
+        }
+    }
     out
+}
+
+/// One GetExecutionHistory-shaped event on a line: id, time, type, and the state's name or
+/// the error it carries.
+fn history_line(event: &Value) -> String {
+    let details = event
+        .as_object()
+        .and_then(|fields| fields.iter().find(|(key, _)| key.ends_with("EventDetails")))
+        .map(|(_, details)| details);
+    let text = |key: &str| details.and_then(|d| d.get(key)).and_then(Value::as_str);
+    let about = match (text("name"), text("error")) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(error)) => format!("error {error}"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{:>3}  {}  {:<22} {about}",
+        event["id"],
+        event["timestamp"].as_str().unwrap_or_default(),
+        event["type"].as_str().unwrap_or_default(),
+    )
 }
 
 /// One line about an event's data; the raw alarm event is summarised, not printed.

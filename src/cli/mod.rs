@@ -8,6 +8,10 @@ mod audit;
 mod debug;
 mod demo;
 mod receiver;
+mod redrive;
+mod send;
+mod serve;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -61,6 +65,15 @@ enum Command {
     Receiver(receiver::ReceiverArgs),
     /// Deliver sample Network Flow Monitor alarms to a built-in receiver, with faults.
     Demo,
+    /// Run the pipeline behind an HTTP intake (POST /events), with durable executions.
+    Serve(serve::ServeArgs),
+    /// POST an EventBridge event to a running `serve`.
+    Send(send::SendArgs),
+    /// Redrive failed executions from the state that failed and run them to their end.
+    Redrive(redrive::RedriveArgs),
+    /// Work with a state machine definition locally.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
 }
 
 /// The webhook secret document, `{"WEBHOOK_URL": "...", "WEBHOOK_SECRET": "..."}`.
@@ -110,6 +123,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => audit::run(args).await,
         Command::Receiver(args) => receiver::run(args).await,
         Command::Demo => demo::run().await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Send(args) => send::run(args).await,
+        Command::Redrive(args) => redrive::run(args).await,
+        Command::Workflow(command) => workflow::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

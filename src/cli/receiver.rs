@@ -50,7 +50,7 @@ pub(super) async fn run(args: ReceiverArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -70,10 +70,11 @@ pub(crate) async fn put_nfm_alarm(client: &Client) {
         .expect("moto creates the alarm");
 }
 
-/// One value per 5-minute period, newest first: now-10s, now-310s, now-610s (exactly one
-/// period apart, so each lands in its own period).
+/// One value per 5-minute period, newest first: at the start of the current period, then one
+/// period earlier each, so each lands in its own period and inside the enrichment's window
+/// (which starts on a period boundary) whatever the time of the run.
 async fn put_datapoints(client: &Client, values: &[f64]) {
-    let now = Utc::now().timestamp();
+    let now = Utc::now().timestamp().div_euclid(300) * 300 + 10;
     for (index, value) in values.iter().enumerate() {
         client
             .put_metric_data()

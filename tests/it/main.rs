@@ -1,6 +1,7 @@
 //! The integration tests: one crate, one module per area.
 
 mod cli;
+mod engine;
 #[cfg(feature = "aws")]
 mod enrich;
 mod intake;
@@ -15,9 +16,12 @@ mod schemas;
 #[cfg(feature = "aws")]
 mod secrets_manager;
 mod seed_compat;
+mod serve;
 mod store_contract;
 #[cfg(feature = "aws")]
 mod store_dynamodb;
 mod workflow;
+#[cfg(feature = "aws")]
+mod workflow_local;
 #[cfg(feature = "aws")]
 mod workflow_moto;

@@ -661,8 +661,10 @@ async fn sqlite_migration_runs_once_and_two_stores_share_one_file() {
     assert_eq!(
         migrated,
         (
-            1,
+            2,
             vec![
+                "table executions".to_owned(),
+                "index executions_by_status".to_owned(),
                 "table incident_events".to_owned(),
                 "table incidents".to_owned(),
                 "index incidents_by_alarm".to_owned(),

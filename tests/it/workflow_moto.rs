@@ -6,6 +6,7 @@
 
 use crate::lambda_api::{LambdaApi, handler};
 use crate::moto::Moto;
+use crate::workflow_local::{LocalRun, run_local};
 use alarm_relay::adapters::aws::CloudWatchAlarmSource;
 use alarm_relay::adapters::local::SecretFile;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
@@ -278,6 +279,15 @@ fn task_failures(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// The local engine took the same path as moto's interpreter: the same states entered, the
+/// same task errors, the same end.
+fn assert_agrees(run: &Run, local: &LocalRun) {
+    assert_eq!(local.entered, entered_states(run), "states entered");
+    assert_eq!(local.task_failures, task_failures(run), "task errors");
+    assert_eq!(local.status, run.status.as_str(), "status");
+    assert_eq!(local.error, run.error, "error");
+}
+
 async fn log(run: &Run) -> Vec<EventType> {
     let id = IncidentId::new("NFM-Alarm-EKS-DB", "2026-11-24T10:00:00.000+0000");
     run.store
@@ -300,6 +310,7 @@ async fn success_enriches_delivers_and_records() {
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
     assert_eq!(entered_states(&run), ["Enrich", "Deliver", "Record"]);
     assert_eq!(run.calls, ["enricher", "signer", "recorder"]);
+    assert_agrees(&run, &run_local("", "workflow-secret", None).await);
     assert_eq!(run.received.len(), 1);
     assert_eq!(run.received[0]["signatureValid"], true);
     let enrichment = &run.received[0]["body"]["data"]["enrichment"];
@@ -326,6 +337,7 @@ async fn success_enriches_delivers_and_records() {
 async fn transient_failures_are_retried_then_delivered() {
     let run = run("503,503", "workflow-secret", Enricher::Works).await;
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    assert_agrees(&run, &run_local("503,503", "workflow-secret", None).await);
     assert_eq!(
         task_failures(&run),
         ["Webhook.Transient", "Webhook.Transient"]
@@ -355,6 +367,7 @@ async fn transient_failures_are_retried_then_delivered() {
 async fn a_permanent_failure_fails_the_execution_at_deliver() {
     let run = run("", "not-the-relays-secret", Enricher::Works).await;
     assert_eq!(run.status, ExecutionStatus::Failed);
+    assert_agrees(&run, &run_local("", "not-the-relays-secret", None).await);
     assert_eq!(run.error.as_deref(), Some("Webhook.Permanent"));
     assert_eq!(
         entered_states(&run),
@@ -378,6 +391,11 @@ async fn a_permanent_failure_fails_the_execution_at_deliver() {
 async fn an_enrichment_failure_still_delivers() {
     let run = run("", "workflow-secret", Enricher::Fails).await;
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
+    let unreachable: Arc<dyn alarm_relay::ports::AlarmSource> = Arc::new(unreachable_cloudwatch());
+    assert_agrees(
+        &run,
+        &run_local("", "workflow-secret", Some(unreachable)).await,
+    );
     assert_eq!(entered_states(&run), ["Enrich", "Deliver", "Record"]);
     assert_eq!(
         task_failures(&run),

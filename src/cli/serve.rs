@@ -1,0 +1,77 @@
+//! `serve`: the whole pipeline behind an HTTP intake, until interrupted. Executions in flight
+//! when it stops (or is killed) resume at the next start.
+
+use super::CliError;
+use crate::engine::pipeline::{Pipeline, PipelineConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often, and after how long, incidents recorded but not started are started again.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+const SWEEP_LIMIT: usize = 1000;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The SQLite file holding incidents and executions (created if missing).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    #[command(flatten)]
+    secret: super::SecretArg,
+    /// Permit an http:// WEBHOOK_URL on loopback (a local receiver).
+    #[arg(long)]
+    allow_http_loopback: bool,
+}
+
+pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let pipeline = open(args.db, args.secret.path, args.allow_http_loopback)?;
+    let (resumed, swept) = pipeline
+        .recover()
+        .await
+        .map_err(|error| CliError::input("recovering in-flight work", error))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| CliError::input(format!("--listen {}", args.listen), error))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| CliError::input("--listen", error))?;
+    println!(
+        "serving on http://{address} (resumed {resumed} execution(s), started {} recorded incident(s))",
+        swept.started
+    );
+    let sweeper = tokio::spawn(sweep_forever(pipeline.clone()));
+    let served = axum::serve(listener, crate::server::router(pipeline))
+        .with_graceful_shutdown(super::receiver::shutdown_signal())
+        .await;
+    sweeper.abort();
+    served.map_err(|error| CliError::input("serving", error))
+}
+
+/// Wires the pipeline over `db` and `secret_file`.
+pub(super) fn open(
+    db: PathBuf,
+    secret_file: PathBuf,
+    allow_http_loopback: bool,
+) -> Result<Pipeline, CliError> {
+    let config = PipelineConfig {
+        db,
+        secret_file,
+        allow_http_loopback,
+    };
+    Pipeline::open(&config).map_err(|error| CliError::Input(error.to_string()))
+}
+
+/// Starts, now and then, what intake recorded but could not start (the store was busy).
+async fn sweep_forever(pipeline: Pipeline) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(error) = pipeline.dispatcher.sweep(SWEEP_EVERY, SWEEP_LIMIT).await {
+            tracing::warn!(%error, "outbox sweep failed; trying again later");
+        }
+    }
+}

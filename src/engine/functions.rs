@@ -1,0 +1,71 @@
+//! The project's Lambda handlers, called in-process: what a `lambda:invoke` Task of the local
+//! engine runs. Each function is found by the last segment of its ARN (`…:function:signer`),
+//! the name the engine's DefinitionSubstitutions give it.
+
+use crate::delivery::Deliverer;
+use crate::ports::{AlarmSource, Clock, IncidentStore};
+use crate::{enrich, recorder, signer};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A function's error as Lambda reports it: `errorType` becomes the Task's error name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    pub error_type: String,
+    pub message: String,
+}
+
+/// Runs a function by name.
+#[async_trait]
+pub trait Functions: Send + Sync {
+    async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, FunctionError>;
+}
+
+/// The enricher, signer and recorder handlers over the local adapters.
+pub struct LocalFunctions {
+    pub deliverer: Arc<Deliverer>,
+    pub alarms: Arc<dyn AlarmSource>,
+    pub store: Arc<dyn IncidentStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The function names the local engine's substitutions use.
+pub const ENRICHER: &str = "enricher";
+pub const SIGNER: &str = "signer";
+pub const RECORDER: &str = "recorder";
+
+#[async_trait]
+impl Functions for LocalFunctions {
+    async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, FunctionError> {
+        let (store, clock) = (self.store.as_ref(), self.clock.as_ref());
+        match function_name.rsplit(':').next().unwrap_or_default() {
+            ENRICHER => enrich::handle(payload, self.alarms.as_ref(), store, clock)
+                .await
+                .map_err(|error| FunctionError {
+                    error_type: error.error_type().to_owned(),
+                    message: error.to_string(),
+                }),
+            SIGNER => match signer::handle(payload, &self.deliverer, store, clock).await {
+                Ok(record) => serde_json::to_value(record).map_err(|error| FunctionError {
+                    error_type: "Payload.Invalid".to_owned(),
+                    message: format!("delivery record: {error}"),
+                }),
+                Err(error) => Err(FunctionError {
+                    error_type: error.name.as_str().to_owned(),
+                    message: error.message,
+                }),
+            },
+            RECORDER => recorder::handle(&payload, store, clock)
+                .await
+                .map_err(|error| FunctionError {
+                    error_type: error.error_type().to_owned(),
+                    message: error.to_string(),
+                }),
+            _ => Err(FunctionError {
+                error_type: "Lambda.ResourceNotFoundException".to_owned(),
+                message: format!("Function not found: {function_name}"),
+            }),
+        }
+    }
+}

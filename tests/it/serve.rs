@@ -1,0 +1,386 @@
+//! The `serve`, `send`, `redrive` and `workflow test` commands as users run them: separate
+//! processes, a real receiver on loopback, and `serve` killed with SIGKILL mid-stream.
+
+use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
+use alarm_relay::signing::WebhookSecret;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const METRIC: &str = include_str!("../fixtures/metric-alarm.json");
+const SECRET: &str = "serve-secret";
+const DEFINITION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/statemachine/incident.asl.json"
+);
+
+fn relay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
+        .args(args)
+        .env_remove("ALARM_RELAY_SECRET_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the alarm-relay binary runs")
+}
+
+/// A running `serve`, the base URL and the first line it printed.
+struct Serve {
+    child: Child,
+    url: String,
+    banner: String,
+}
+
+impl Serve {
+    fn start(db: &Path, secret: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-http-loopback",
+                "--db",
+            ])
+            .arg(db)
+            .arg("--secret-file")
+            .arg(secret)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            url,
+            banner: line,
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn receiver(dir: &Path, faults: &str) -> Receiver {
+    Receiver::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ReceiverConfig {
+            secret: WebhookSecret::new(SECRET),
+            record_path: dir.join("received.jsonl"),
+            faults: FaultPlan::parse(faults).unwrap(),
+            tolerance: Duration::from_secs(300),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn secret_file(dir: &Path, receiver: &Receiver, secret: &str) -> PathBuf {
+    let path = dir.join("secret.json");
+    let document = json!({ "WEBHOOK_URL": receiver.url(), "WEBHOOK_SECRET": secret });
+    std::fs::write(&path, document.to_string()).unwrap();
+    path
+}
+
+/// The metric fixture for another alarm, so each is its own incident.
+fn event_for(alarm: &str) -> String {
+    let mut event: Value = serde_json::from_str(METRIC).unwrap();
+    event["detail"]["alarmName"] = json!(alarm);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"
+    )]);
+    event.to_string()
+}
+
+async fn incident_status(client: &reqwest::Client, url: &str, id: &str) -> Option<String> {
+    let response = client
+        .get(format!("{url}/incidents/{id}"))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = response.json().await.ok()?;
+    body["incident"]["status"].as_str().map(str::to_owned)
+}
+
+fn accepted(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("received.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["outcome"] == "accepted")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_is_delivered_across_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow answers keep deliveries in flight when the process dies.
+    let faults = ["delay=300"; 12].join(",");
+    let receiver = receiver(dir.path(), &faults).await;
+    let secret = secret_file(dir.path(), &receiver, SECRET);
+    let db = dir.path().join("relay.db");
+    let client = reqwest::Client::new();
+
+    let serve = Serve::start(&db, &secret);
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let response = client
+            .post(format!("{}/events", serve.url))
+            .body(event_for(&format!("NFM-Kill-{n}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        let answer: Value = response.json().await.unwrap();
+        ids.push(answer["incidentId"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    serve.kill();
+
+    let serve = Serve::start(&db, &secret);
+    assert!(
+        !serve.banner.contains("resumed 0 execution(s), started 0"),
+        "the kill left work in flight, which the restart picked up: {}",
+        serve.banner
+    );
+    let started = Instant::now();
+    for id in &ids {
+        while incident_status(&client, &serve.url, id).await.as_deref() != Some("DELIVERED") {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{id} not delivered after the restart"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    drop(serve);
+    receiver.stop().await;
+
+    let accepted = accepted(dir.path());
+    for id in &ids {
+        let copies: Vec<_> = accepted
+            .iter()
+            .filter(|line| line["incidentId"] == id.as_str())
+            .collect();
+        assert!(!copies.is_empty(), "{id} reached the receiver");
+        assert!(copies.iter().all(|line| line["signatureValid"] == true));
+        assert!(
+            copies
+                .iter()
+                .all(|line| line["bodySha256"] == copies[0]["bodySha256"]),
+            "a delivery repeated after the kill sends the same bytes (DevOps Agent deduplicates)"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_posts_an_event_and_redrive_delivers_a_fixed_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = receiver(dir.path(), "").await;
+    let secret = secret_file(dir.path(), &receiver, "stale-secret");
+    let db = dir.path().join("relay.db");
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, METRIC).unwrap();
+
+    let serve = Serve::start(&db, &secret);
+    let output = relay(&[
+        "send",
+        "--to",
+        &format!("{}/events", serve.url),
+        "--event",
+        event.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let id = answer["incidentId"].as_str().unwrap().to_owned();
+    assert_eq!(answer["status"], "STARTED");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while incident_status(&client, &serve.url, &id).await.as_deref() != Some("FAILED") {
+        assert!(started.elapsed() < Duration::from_secs(60), "not FAILED");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bad = relay(&[
+        "send",
+        "--to",
+        &format!("{}/events", serve.url),
+        "--event",
+        DEFINITION,
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "a 400 answer is exit 1: {bad:?}"
+    );
+    drop(serve);
+
+    secret_file(dir.path(), &receiver, SECRET);
+    let db_arg = db.to_str().unwrap();
+    let secret_arg = secret.to_str().unwrap();
+    let output = relay(&[
+        "redrive",
+        "--db",
+        db_arg,
+        "--secret-file",
+        secret_arg,
+        "--all-failed",
+        "--allow-http-loopback",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(&format!("{id}: DELIVERED")), "{stdout}");
+    assert_eq!(accepted(dir.path()).len(), 1);
+
+    let again = relay(&[
+        "redrive",
+        "--db",
+        db_arg,
+        "--secret-file",
+        secret_arg,
+        "--incident",
+        &id,
+    ]);
+    assert_eq!(again.status.code(), Some(0), "still delivered: {again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("not redriven"));
+    let missing = relay(&[
+        "redrive",
+        "--db",
+        "/nonexistent.db",
+        "--secret-file",
+        secret_arg,
+        "--all-failed",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    receiver.stop().await;
+}
+
+#[test]
+fn workflow_test_runs_the_definition_with_step_functions_local_mocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mocks = dir.path().join("mocks.json");
+    std::fs::write(
+        &mocks,
+        json!({
+            "StateMachines": {"incident": {"TestCases": {
+                "HappyPath": {"Enrich": "EnrichOk", "Deliver": "DeliverOk", "Record": "RecordOk"},
+                "TransientThenOk": {"Enrich": "EnrichOk", "Deliver": "DeliverFlaky", "Record": "RecordOk"},
+                "Permanent": {"Enrich": "EnrichOk", "Deliver": "DeliverRefused"},
+                "EnrichDown": {"Enrich": "EnrichFails", "Deliver": "DeliverOk", "Record": "RecordOk"}
+            }}},
+            "MockedResponses": {
+                "EnrichOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"metric": {"name": "Timeouts"}}}}},
+                "EnrichFails": {"0": {"Throw": {"Error": "Enrichment.Failed", "Cause": "no CloudWatch"}}},
+                "DeliverOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"bodySha256": "abc"}}}},
+                "DeliverFlaky": {
+                    "0-1": {"Throw": {"Error": "Webhook.Transient", "Cause": "503"}},
+                    "2": {"Return": {"StatusCode": 200, "Payload": {"bodySha256": "abc"}}}
+                },
+                "DeliverRefused": {"0": {"Throw": {"Error": "Webhook.Permanent", "Cause": "401"}}},
+                "RecordOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"status": "DELIVERED"}}}}
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        json!({"incidentId": "i-1", "event": {"detail": {}}}).to_string(),
+    )
+    .unwrap();
+    let run = |case: &str| -> Value {
+        let output = relay(&[
+            "workflow",
+            "test",
+            "--definition",
+            DEFINITION,
+            "--mock-config",
+            mocks.to_str().unwrap(),
+            "--state-machine",
+            "incident",
+            "--case",
+            case,
+            "--input",
+            input.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let task_failures = |report: &Value| -> Vec<String> {
+        report["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["type"] == "TaskFailed")
+            .map(|event| {
+                event["taskFailedEventDetails"]["error"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+
+    let happy = run("HappyPath");
+    assert_eq!(happy["status"], "SUCCEEDED", "{happy}");
+    assert_eq!(happy["output"]["recorded"], json!({"status": "DELIVERED"}));
+    assert_eq!(
+        happy["output"]["enriched"]["enrichment"]["metric"]["name"],
+        "Timeouts"
+    );
+
+    let flaky = run("TransientThenOk");
+    assert_eq!(flaky["status"], "SUCCEEDED");
+    assert_eq!(
+        task_failures(&flaky),
+        ["Webhook.Transient", "Webhook.Transient"]
+    );
+
+    let permanent = run("Permanent");
+    assert_eq!(permanent["status"], "FAILED");
+    assert_eq!(permanent["error"], "Webhook.Permanent");
+    assert_eq!(permanent["cause"], "401");
+    assert_eq!(task_failures(&permanent), ["Webhook.Permanent"]);
+
+    let enrich_down = run("EnrichDown");
+    assert_eq!(enrich_down["status"], "SUCCEEDED");
+    assert_eq!(
+        enrich_down["output"]["enriched"]["Error"],
+        "Enrichment.Failed"
+    );
+
+    let unknown = relay(&[
+        "workflow",
+        "test",
+        "--definition",
+        DEFINITION,
+        "--mock-config",
+        mocks.to_str().unwrap(),
+        "--state-machine",
+        "incident",
+        "--case",
+        "Nope",
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("Nope"));
+}

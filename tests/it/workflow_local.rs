@@ -1,0 +1,127 @@
+//! The moto scenarios again on the local engine: the same definition, the same handlers, the
+//! same receiver faults; `workflow_moto` checks that both interpreters take the same path.
+
+use alarm_relay::adapters::local::{OfflineAlarmSource, SecretFile, SqliteExecutions};
+use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
+use alarm_relay::delivery::Deliverer;
+use alarm_relay::engine::functions::LocalFunctions;
+use alarm_relay::engine::{DEFINITION, Engine, substitutions};
+use alarm_relay::event::IncidentId;
+use alarm_relay::ports::{AlarmSource, Clock, IncidentStore};
+use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
+use alarm_relay::secret::CachedSecretSource;
+use alarm_relay::signing::WebhookSecret;
+use serde_json::{Value, json};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+const METRIC: &str = include_str!("../fixtures/metric-alarm.json");
+
+/// How a local execution ended.
+pub(crate) struct LocalRun {
+    pub status: String,
+    pub error: Option<String>,
+    pub entered: Vec<String>,
+    pub task_failures: Vec<String>,
+}
+
+/// Runs the metric fixture's incident on the local engine to its end. `alarms` answers the
+/// enricher (None: the engine's offline source).
+pub(crate) async fn run_local(
+    faults: &str,
+    receiver_secret: &str,
+    alarms: Option<Arc<dyn AlarmSource>>,
+) -> LocalRun {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ReceiverConfig {
+            secret: WebhookSecret::new(receiver_secret),
+            record_path: dir.path().join("received.jsonl"),
+            faults: FaultPlan::parse(faults).unwrap(),
+            tolerance: Duration::from_secs(300),
+        },
+    )
+    .await
+    .unwrap();
+    let secret_path = dir.path().join("secret.json");
+    let document = json!({ "WEBHOOK_URL": receiver.url(), "WEBHOOK_SECRET": "workflow-secret" });
+    std::fs::write(&secret_path, document.to_string()).unwrap();
+
+    let sqlite = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
+    let store: Arc<dyn IncidentStore> = Arc::new(sqlite.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let transport = ReqwestTransport::new(HttpTransportConfig {
+        allow_http_loopback: true,
+        ..HttpTransportConfig::default()
+    })
+    .unwrap();
+    let deliverer = Deliverer::new(
+        Arc::new(CachedSecretSource::new(
+            SecretFile::new(&secret_path),
+            clock.clone(),
+            Duration::from_secs(300),
+        )),
+        Arc::new(transport),
+        clock.clone(),
+    );
+    let functions = LocalFunctions {
+        deliverer: Arc::new(deliverer),
+        alarms: alarms.unwrap_or_else(|| Arc::new(OfflineAlarmSource)),
+        store: store.clone(),
+        clock: clock.clone(),
+    };
+    let machine = asl::StateMachine::load(DEFINITION, &substitutions()).unwrap();
+    let engine = Engine::new(
+        machine,
+        SqliteExecutions::new(sqlite),
+        Arc::new(functions),
+        store.clone(),
+        clock.clone(),
+    );
+    let dispatcher =
+        alarm_relay::outbox::Dispatcher::new(store.clone(), Arc::new(engine.clone()), clock);
+    alarm_relay::intake::Intake::new(dispatcher, None)
+        .handle(METRIC.as_bytes())
+        .await
+        .unwrap();
+    engine.wait_idle().await;
+    receiver.stop().await;
+
+    let id = IncidentId::new("NFM-Alarm-EKS-DB", "2026-11-24T10:00:00.000+0000");
+    let arn = store
+        .get(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .execution_arn
+        .unwrap();
+    let execution = engine.executions().get(&arn).await.unwrap().unwrap();
+    let history: Vec<Value> = execution
+        .history()
+        .iter()
+        .map(|event| serde_json::to_value(event).unwrap())
+        .collect();
+    let detail = |event: &Value, details: &str, field: &str| {
+        event[details][field].as_str().map(str::to_owned)
+    };
+    LocalRun {
+        status: serde_json::to_value(execution.status())
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        error: execution.failure().map(|failure| failure.error.clone()),
+        entered: history
+            .iter()
+            .filter(|event| event["type"].as_str().unwrap().ends_with("StateEntered"))
+            .filter_map(|event| detail(event, "stateEnteredEventDetails", "name"))
+            .collect(),
+        task_failures: history
+            .iter()
+            .filter(|event| event["type"] == "TaskFailed")
+            .filter_map(|event| detail(event, "taskFailedEventDetails", "error"))
+            .collect(),
+    }
+}
