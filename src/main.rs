@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    cli::init_tracing();
-    cli::run(Cli::parse()).await
+    let cli = Cli::parse();
+    cli::init_tracing(cli.default_log_filter());
+    cli::run(cli).await
 }

@@ -238,7 +238,7 @@ fn history_line(event: &Value) -> String {
     };
     format!(
         "{:>3}  {}  {:<22} {about}",
-        event["id"],
+        event["id"].as_u64().unwrap_or_default(),
         event["timestamp"].as_str().unwrap_or_default(),
         event["type"].as_str().unwrap_or_default(),
     )

@@ -141,10 +141,21 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs to stderr, `RUST_LOG` deciding (warnings only by default).
-pub fn init_tracing() {
+impl Cli {
+    /// What is logged when `RUST_LOG` does not say: warnings, but only errors for `demo`, whose
+    /// injected faults would otherwise warn in the middle of its own account of them.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Demo => "error",
+            _ => "warn",
+        }
+    }
+}
+
+/// Logs to stderr, `RUST_LOG` deciding (`default_filter` when unset).
+pub fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
