@@ -82,12 +82,16 @@ impl Dispatcher {
         };
         let mut current = incident;
         loop {
-            if !current.in_outbox() {
+            if current.execution_arn.is_some() {
                 return Ok(current);
             }
             let now = self.clock.now();
             let mut next = current.advance(now);
-            next.status = crate::incident::IncidentStatus::Started;
+            // The execution may have got further (DELIVERED, FAILED) before this write: the
+            // start and its ARN are recorded all the same, the status is left where it is.
+            if current.in_outbox() {
+                next.status = crate::incident::IncidentStatus::Started;
+            }
             next.execution_arn = Some(execution_arn.clone());
             let event = NewEvent::new(
                 EventType::ExecutionStarted,

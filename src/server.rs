@@ -8,8 +8,9 @@
 //!   `503 {"error"}` when the store is busy (retry), `500` when it failed.
 //! - `GET /incidents/{id}`: `{"incident", "events": [{"seq", "type", "at", "data"}], "history"}`,
 //!   the history in the shape of Step Functions' GetExecutionHistory; `404` when unknown.
-//! - `POST /incidents/{id}/redrive`: redrives the incident's failed execution; `202` with the
-//!   execution ARN, `404` when unknown, `409 {"error"}` when there is nothing to redrive.
+//! - `POST /incidents/{id}/redrive`: redrives the incident's failed execution; `202
+//!   {"incidentId", "executionArn", "status"}` (the execution's status, `RUNNING`), `404` when
+//!   unknown, `409 {"error"}` when there is nothing to redrive.
 //! - `GET /healthz`: `200 {"status": "ok"}`.
 
 use crate::engine::EngineError;
@@ -140,9 +141,9 @@ async fn redrive(State(pipeline): State<Pipeline>, Path(id): Path<String>) -> Re
         );
     };
     match pipeline.engine.redrive(&arn).await {
-        Ok(()) => answer(
+        Ok(status) => answer(
             StatusCode::ACCEPTED,
-            json!({ "incidentId": id, "executionArn": arn, "status": "REDRIVEN" }),
+            json!({ "incidentId": id, "executionArn": arn, "status": status }),
         ),
         Err(EngineError::Store(error)) => store_failure(&error),
         Err(EngineError::NotFound(_)) => not_found(&id),

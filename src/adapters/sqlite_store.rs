@@ -88,6 +88,7 @@ const MIGRATIONS: &[&str] = &[
         status        TEXT NOT NULL,
         input         TEXT NOT NULL,
         updated_at    TEXT NOT NULL,
+        transitions   INTEGER NOT NULL,
         execution     TEXT NOT NULL
     );
     CREATE INDEX executions_by_status ON executions (status, updated_at);",

@@ -68,7 +68,10 @@ pub(super) async fn run(args: RedriveArgs) -> Result<(), CliError> {
             None => Err(format!("it has no execution (status {})", incident.status)),
         };
         match outcome {
-            Ok(()) => println!("{id}: redriven"),
+            Ok(status) => println!(
+                "{id}: redriven, execution {}",
+                serde_json::json!(status).as_str().unwrap_or_default()
+            ),
             Err(reason) => println!("{id}: not redriven: {reason}"),
         }
     }

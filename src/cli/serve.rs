@@ -2,14 +2,13 @@
 //! when it stops (or is killed) resume at the next start.
 
 use super::CliError;
-use crate::engine::pipeline::{Pipeline, PipelineConfig};
+use crate::engine::pipeline::{Pipeline, PipelineConfig, SWEEP_LIMIT};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// How often, and after how long, incidents recorded but not started are started again.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
-const SWEEP_LIMIT: usize = 1000;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct ServeArgs {
@@ -64,7 +63,8 @@ pub(super) fn open(
     Pipeline::open(&config).map_err(|error| CliError::Input(error.to_string()))
 }
 
-/// Starts, now and then, what intake recorded but could not start (the store was busy).
+/// Now and then: starts what intake recorded but could not start (the store was busy), and
+/// takes up RUNNING executions no driver has (one that could not reload its execution).
 async fn sweep_forever(pipeline: Pipeline) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     every.tick().await;
@@ -72,6 +72,9 @@ async fn sweep_forever(pipeline: Pipeline) {
         every.tick().await;
         if let Err(error) = pipeline.dispatcher.sweep(SWEEP_EVERY, SWEEP_LIMIT).await {
             tracing::warn!(%error, "outbox sweep failed; trying again later");
+        }
+        if let Err(error) = pipeline.engine.resume().await {
+            tracing::warn!(%error, "resuming executions failed; trying again later");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The project's Lambda handlers, called in-process: what a `lambda:invoke` Task of the local
-//! engine runs. Each function is found by the last segment of its ARN (`…:function:signer`),
-//! the name the engine's DefinitionSubstitutions give it.
+//! engine runs. Each function is found by its name (`signer`, or in an ARN
+//! `…:function:signer[:qualifier]`), the names the engine's DefinitionSubstitutions give them.
 
 use crate::delivery::Deliverer;
 use crate::ports::{AlarmSource, Clock, IncidentStore};
@@ -30,6 +30,14 @@ pub struct LocalFunctions {
     pub clock: Arc<dyn Clock>,
 }
 
+/// A function's name from a name or an ARN, without a version or alias qualifier.
+fn bare_name(function: &str) -> &str {
+    let name = function
+        .split_once(":function:")
+        .map_or(function, |(_, rest)| rest);
+    name.split(':').next().unwrap_or(name)
+}
+
 /// The function names the local engine's substitutions use.
 pub const ENRICHER: &str = "enricher";
 pub const SIGNER: &str = "signer";
@@ -39,7 +47,7 @@ pub const RECORDER: &str = "recorder";
 impl Functions for LocalFunctions {
     async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, FunctionError> {
         let (store, clock) = (self.store.as_ref(), self.clock.as_ref());
-        match function_name.rsplit(':').next().unwrap_or_default() {
+        match bare_name(function_name) {
             ENRICHER => enrich::handle(payload, self.alarms.as_ref(), store, clock)
                 .await
                 .map_err(|error| FunctionError {
@@ -66,6 +74,23 @@ impl Functions for LocalFunctions {
                 error_type: "Lambda.ResourceNotFoundException".to_owned(),
                 message: format!("Function not found: {function_name}"),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bare_name;
+
+    #[test]
+    fn functions_are_found_by_name_arn_or_qualified_arn() {
+        for function in [
+            "signer",
+            "signer:live",
+            "arn:aws:lambda:local:000000000000:function:signer",
+            "arn:aws:lambda:local:000000000000:function:signer:$LATEST",
+        ] {
+            assert_eq!(bare_name(function), "signer", "{function}");
         }
     }
 }

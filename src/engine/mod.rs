@@ -7,7 +7,10 @@
 //! and saves the execution before the next action. A process killed at any point restarts
 //! with [`Engine::resume`], which drives every RUNNING execution on from its last saved
 //! transition: an invocation that was under way is made again (Lambda's at-least-once, which
-//! the handlers tolerate: the signer sends the same bytes, DevOps Agent deduplicates).
+//! the handlers tolerate: the signer sends the same bytes, DevOps Agent deduplicates), and
+//! [`Engine::report_failures`], which records failures whose recording the crash cut short.
+//! A save only replaces an execution with fewer transitions, so a stale driver (another
+//! process on the same file) stops instead of overwriting progress.
 //!
 //! What the EventBridge rule on `Execution Status Change` does in AWS, the engine does itself:
 //! when an execution ends FAILED, TIMED_OUT or ABORTED, or runs again after a redrive, it hands
@@ -118,30 +121,57 @@ impl Engine {
         &self.inner.executions
     }
 
-    /// Drives every RUNNING execution found in the store (after a restart); answers how many.
+    /// Drives every RUNNING execution found in the store that this process is not driving yet
+    /// (after a restart, or one whose driver gave up); answers how many it took up.
     pub async fn resume(&self) -> Result<usize, StoreError> {
         let running = self
             .inner
             .executions
             .with_status(Status::Running, usize::MAX)
             .await?;
-        let count = running.len();
+        let mut resumed = 0;
         for execution in running {
+            let Some(claim) = self.inner.claim(&execution.info().execution_arn) else {
+                continue;
+            };
             tracing::info!(
                 execution = execution.info().name,
                 "resuming an execution in flight"
             );
-            self.spawn(execution);
+            if execution.redrive_count() > 0 {
+                // The process may have died between saving a redrive and recording it.
+                self.inner.report(&execution).await;
+            }
+            self.spawn(claim, execution);
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    /// Hands every ended failure to the recorder again: the process may have died between
+    /// saving the end of an execution and recording it. The recorder appends each outcome
+    /// once, so what was recorded already is left as it is. Answers how many were looked at.
+    pub async fn report_failures(&self) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for status in [Status::Failed, Status::TimedOut, Status::Aborted] {
+            for execution in self
+                .inner
+                .executions
+                .with_status(status, usize::MAX)
+                .await?
+            {
+                self.inner.report(&execution).await;
+                count += 1;
+            }
         }
         Ok(count)
     }
 
     /// Redrives a FAILED, TIMED_OUT or ABORTED execution from the state that failed, as Step
-    /// Functions' RedriveExecution does, and drives it.
-    pub async fn redrive(&self, execution_arn: &str) -> Result<(), EngineError> {
-        if self.is_active(execution_arn) {
-            return Err(EngineError::Busy(execution_arn.to_owned()));
-        }
+    /// Functions' RedriveExecution does, and drives it; answers the execution's status then.
+    pub async fn redrive(&self, execution_arn: &str) -> Result<Status, EngineError> {
+        let busy = || EngineError::Busy(execution_arn.to_owned());
+        let claim = self.inner.claim(execution_arn).ok_or_else(busy)?;
         let mut execution = self
             .inner
             .executions
@@ -149,10 +179,13 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound(execution_arn.to_owned()))?;
         execution.redrive(&self.inner.machine, &mut self.inner.env())?;
-        self.inner.save(&execution).await?;
+        if !self.inner.save(&execution).await? {
+            return Err(busy());
+        }
         self.inner.report(&execution).await;
-        self.spawn(execution);
-        Ok(())
+        let status = execution.status();
+        self.spawn(claim, execution);
+        Ok(status)
     }
 
     /// Waits until this process drives no execution (each has ended or waits on a failure).
@@ -162,36 +195,50 @@ impl Engine {
         let _ = running.wait_for(|count| *count == 0).await;
     }
 
-    fn is_active(&self, execution_arn: &str) -> bool {
-        self.inner
-            .active
-            .lock()
-            .is_ok_and(|active| active.contains(execution_arn))
-    }
-
-    /// Drives `execution` on a task of its own, unless it is driven already.
-    fn spawn(&self, execution: Execution) {
-        let arn = execution.info().execution_arn.clone();
-        let Ok(mut active) = self.inner.active.lock() else {
-            tracing::error!(
-                execution = arn,
-                "the engine's state is poisoned; not driving"
-            );
-            return;
-        };
-        if !active.insert(arn.clone()) {
-            return;
-        }
-        drop(active);
-        self.inner.running.send_modify(|count| *count += 1);
+    /// Drives `execution` on a task of its own, for as long as `claim` is held.
+    fn spawn(&self, claim: Claim, execution: Execution) {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             inner.drive(execution).await;
-            if let Ok(mut active) = inner.active.lock() {
-                active.remove(&arn);
-            }
-            inner.running.send_modify(|count| *count -= 1);
+            drop(claim);
         });
+    }
+
+    /// Drives the stored execution `execution_arn` if it is RUNNING and not driven already.
+    fn spawn_stored(&self, execution_arn: &str) {
+        let Some(claim) = self.inner.claim(execution_arn) else {
+            return;
+        };
+        let (inner, arn) = (Arc::clone(&self.inner), execution_arn.to_owned());
+        tokio::spawn(async move {
+            match inner.executions.get(&arn).await {
+                Ok(Some(execution)) if execution.status() == Status::Running => {
+                    inner.drive(execution).await;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(execution = arn, %error, "not resumed now; the next sweep tries again");
+                }
+            }
+            drop(claim);
+        });
+    }
+}
+
+/// This process's claim on driving one execution: while it lives, no other driver in the
+/// process takes the execution up. (Another process is kept from overwriting its progress by
+/// the store's conditional save.)
+struct Claim {
+    inner: Arc<Inner>,
+    arn: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut active) = self.inner.active.lock() {
+            active.remove(&self.arn);
+        }
+        self.inner.running.send_modify(|count| *count -= 1);
     }
 }
 
@@ -220,9 +267,13 @@ impl WorkflowStarter for Engine {
             .insert(&execution, &canonical, inner.clock.now())
             .await
         {
-            Ok(Inserted::New) => self.spawn(execution),
+            Ok(Inserted::New) => {
+                if let Some(claim) = inner.claim(&arn) {
+                    self.spawn(claim, execution);
+                }
+            }
             Ok(Inserted::Existing(existing)) if existing.status() == Status::Running => {
-                self.spawn(*existing);
+                self.spawn_stored(&arn);
             }
             Ok(Inserted::Existing(_)) => {}
             Ok(Inserted::Conflict) => {
@@ -239,6 +290,29 @@ impl WorkflowStarter for Engine {
 }
 
 impl Inner {
+    /// Claims `execution_arn` for a driver, unless one in this process has it.
+    fn claim(self: &Arc<Self>, execution_arn: &str) -> Option<Claim> {
+        let mut active = match self.active.lock() {
+            Ok(active) => active,
+            Err(_) => {
+                tracing::error!(
+                    execution = execution_arn,
+                    "the engine's state is poisoned; not driving"
+                );
+                return None;
+            }
+        };
+        if !active.insert(execution_arn.to_owned()) {
+            return None;
+        }
+        drop(active);
+        self.running.send_modify(|count| *count += 1);
+        Some(Claim {
+            inner: Arc::clone(self),
+            arn: execution_arn.to_owned(),
+        })
+    }
+
     fn env(&self) -> SystemEnv<'_> {
         SystemEnv {
             clock: self.clock.as_ref(),
@@ -252,7 +326,10 @@ impl Inner {
             let stepped = match execution.action() {
                 Action::Finished => break,
                 Action::Sleep { until } => {
-                    sleep_until(self.clock.as_ref(), until).await;
+                    // The wall clock may step back while the monotonic sleep runs.
+                    while self.clock.now() < until {
+                        sleep_until(self.clock.as_ref(), until).await;
+                    }
                     execution.wake(&self.machine, &mut self.env())
                 }
                 Action::Invoke {
@@ -271,8 +348,11 @@ impl Inner {
                 tracing::error!(execution = name, %error, "the interpreter refused a step; the execution stays as last saved");
                 return;
             }
-            if let Err(error) = self.save_until_stored(&execution).await {
-                tracing::error!(execution = name, %error, "execution not saved; it resumes from its last saved transition on restart");
+            if !self.save_until_stored(&execution).await {
+                tracing::warn!(
+                    execution = name,
+                    "the stored execution moved on without this driver; leaving it"
+                );
                 return;
             }
         }
@@ -322,25 +402,24 @@ impl Inner {
         }
     }
 
-    async fn save(&self, execution: &Execution) -> Result<(), StoreError> {
+    /// Saves `execution` unless the stored one has moved on; answers whether it saved.
+    async fn save(&self, execution: &Execution) -> Result<bool, StoreError> {
         self.executions.save(execution, self.clock.now()).await
     }
 
-    /// Saves, waiting out an unavailable store (a lock held by another process).
-    async fn save_until_stored(&self, execution: &Execution) -> Result<(), StoreError> {
+    /// Saves, trying again (with a growing wait) for as long as the store fails: a lock held by
+    /// another process, a full disk. An execution is never given up while its process lives.
+    /// Answers false when the stored execution moved on without this copy.
+    async fn save_until_stored(&self, execution: &Execution) -> bool {
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.save(execution).await {
-                Err(StoreError::Unavailable(message)) => {
-                    tracing::warn!(
-                        execution = execution.info().name,
-                        message,
-                        "store busy; saving again"
-                    );
+                Ok(saved) => return saved,
+                Err(error) => {
+                    tracing::warn!(execution = execution.info().name, %error, "execution not saved; saving again");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_SAVE_BACKOFF);
                 }
-                other => return other,
             }
         }
     }

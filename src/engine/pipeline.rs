@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Outbox incidents started per sweep, at most.
-const SWEEP_LIMIT: usize = 1000;
+pub const SWEEP_LIMIT: usize = 1000;
 
 /// Where the pipeline keeps its state and finds its secret.
 #[derive(Debug, Clone)]
@@ -97,10 +97,12 @@ impl Pipeline {
         })
     }
 
-    /// After a restart: drives the executions that were in flight, then starts what intake
-    /// recorded but never started. Answers (executions resumed, the sweep's report).
+    /// After a restart: drives the executions that were in flight, records failures whose
+    /// recording was cut short, then starts what intake recorded but never started. Answers
+    /// (executions resumed, the sweep's report).
     pub async fn recover(&self) -> Result<(usize, SweepReport), StoreError> {
         let resumed = self.engine.resume().await?;
+        self.engine.report_failures().await?;
         let swept = self.dispatcher.sweep(Duration::ZERO, SWEEP_LIMIT).await?;
         Ok((resumed, swept))
     }

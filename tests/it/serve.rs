@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const METRIC: &str = include_str!("../fixtures/metric-alarm.json");
@@ -135,27 +136,44 @@ fn accepted(dir: &Path) -> Vec<Value> {
 async fn every_acknowledged_event_is_delivered_across_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     // Slow answers keep deliveries in flight when the process dies.
-    let faults = ["delay=300"; 12].join(",");
+    let faults = ["delay=300"; 24].join(",");
     let receiver = receiver(dir.path(), &faults).await;
     let secret = secret_file(dir.path(), &receiver, SECRET);
     let db = dir.path().join("relay.db");
     let client = reqwest::Client::new();
 
     let serve = Serve::start(&db, &secret);
-    let mut ids = Vec::new();
-    for n in 0..8 {
-        let response = client
-            .post(format!("{}/events", serve.url))
-            .body(event_for(&format!("NFM-Kill-{n}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 202);
-        let answer: Value = response.json().await.unwrap();
-        ids.push(answer["incidentId"].as_str().unwrap().to_owned());
+    // A stream of events; the process is killed while it still flows. What was answered 202
+    // must be delivered; what was not answered was never acknowledged.
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stream = tokio::spawn({
+        let (client, url, acknowledged) = (client.clone(), serve.url.clone(), acknowledged.clone());
+        async move {
+            for n in 0..40 {
+                let Ok(response) = client
+                    .post(format!("{url}/events"))
+                    .body(event_for(&format!("NFM-Kill-{n}")))
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                let Ok(answer) = response.json::<Value>().await else {
+                    return;
+                };
+                let id = answer["incidentId"].as_str().unwrap().to_owned();
+                acknowledged.lock().unwrap().push(id);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    while acknowledged.lock().unwrap().len() < 8 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
     serve.kill();
+    stream.await.unwrap();
+    let ids = acknowledged.lock().unwrap().clone();
+    assert!(ids.len() < 40, "the kill interrupted the stream");
 
     let serve = Serve::start(&db, &secret);
     assert!(

@@ -3,9 +3,12 @@
 //! One row per execution in the table `executions` (migration 2 of the store): the whole
 //! [`asl::Execution`] as JSON (its state, pending retry timer and history), plus the columns
 //! the engine queries: the unique `name` (what makes a start idempotent), `status` and the
-//! canonical `input`. Every state transition rewrites the row in one transaction on the store's
-//! connection (`synchronous=FULL`), so a process killed at any moment finds each execution as
-//! of its last transition and resumes it from there.
+//! canonical `input`, and `transitions`, the length of its history. Every state transition
+//! rewrites the row in one transaction on the store's connection (`synchronous=FULL`), so a
+//! process killed at any moment finds each execution as of its last transition and resumes it
+//! from there. A save only replaces a row with fewer transitions: a stale copy of an execution
+//! (driven by another process, or by a driver that lost a race) can never overwrite its
+//! progress, and learns that it is stale.
 
 use crate::adapters::SqliteStore;
 use crate::adapters::sqlite_store::sql_error;
@@ -15,11 +18,12 @@ use asl::{Execution, Status};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-const INSERT: &str =
-    "INSERT INTO executions (execution_arn, name, status, input, updated_at, execution)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING";
-const UPDATE: &str =
-    "UPDATE executions SET status = ?2, updated_at = ?3, execution = ?4 WHERE execution_arn = ?1";
+const INSERT: &str = "INSERT INTO executions
+    (execution_arn, name, status, input, updated_at, transitions, execution)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING";
+const UPDATE: &str = "UPDATE executions
+    SET status = ?2, updated_at = ?3, transitions = ?4, execution = ?5
+    WHERE execution_arn = ?1 AND transitions < ?4";
 const SELECT_BY_ARN: &str = "SELECT execution FROM executions WHERE execution_arn = ?1";
 const SELECT_BY_NAME: &str = "SELECT input, execution FROM executions WHERE name = ?1";
 const SELECT_BY_STATUS: &str = "SELECT execution FROM executions WHERE status = ?1
@@ -72,6 +76,7 @@ impl SqliteExecutions {
                             row.status,
                             input,
                             row.updated_at,
+                            row.transitions,
                             row.json
                         ])
                     })
@@ -96,8 +101,10 @@ impl SqliteExecutions {
             .await
     }
 
-    /// Replaces the stored execution with `execution` (same ARN), changed `at`.
-    pub async fn save(&self, execution: &Execution, at: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Replaces the stored execution with `execution` (same ARN), changed `at`, if the stored
+    /// one has fewer transitions. Answers whether it did: `false` means the stored execution
+    /// has moved on (or was never inserted) and `execution` is a stale copy.
+    pub async fn save(&self, execution: &Execution, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let row = Row::new(execution, at)?;
         self.store
             .with_connection(move |connection| {
@@ -105,14 +112,16 @@ impl SqliteExecutions {
                 let updated = connection
                     .prepare_cached(UPDATE)
                     .and_then(|mut update| {
-                        update.execute(params![row.arn, row.status, row.updated_at, row.json])
+                        update.execute(params![
+                            row.arn,
+                            row.status,
+                            row.updated_at,
+                            row.transitions,
+                            row.json
+                        ])
                     })
                     .map_err(sql_error(&doing))?;
-                if updated == 1 {
-                    Ok(())
-                } else {
-                    Err(StoreError::Failed(format!("{doing}: it is not stored")))
-                }
+                Ok(updated == 1)
             })
             .await
     }
@@ -165,6 +174,7 @@ struct Row {
     name: String,
     status: String,
     updated_at: String,
+    transitions: i64,
     json: String,
 }
 
@@ -179,6 +189,7 @@ impl Row {
             name: info.name.clone(),
             status: status_text(execution.status())?,
             updated_at: timestamp(at),
+            transitions: i64::try_from(execution.history().len()).unwrap_or(i64::MAX),
             json,
         })
     }
@@ -200,4 +211,96 @@ fn parse(what: &str, json: &str) -> Result<Execution, StoreError> {
             "the stored execution {what} cannot be read: {error}"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asl::{Env, ExecutionInfo, StateMachine};
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    /// A clock that stands still unless moved.
+    struct TestEnv(DateTime<Utc>);
+
+    impl Env for TestEnv {
+        fn now(&mut self) -> DateTime<Utc> {
+            self.0
+        }
+
+        fn random(&mut self) -> f64 {
+            0.5
+        }
+    }
+
+    fn env() -> TestEnv {
+        TestEnv(DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default())
+    }
+
+    fn machine() -> StateMachine {
+        let definition = json!({"StartAt": "Wait", "States": {
+            "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
+            "Done": {"Type": "Succeed"}}});
+        StateMachine::load(&definition.to_string(), &BTreeMap::new()).unwrap()
+    }
+
+    fn started(machine: &StateMachine, name: &str) -> Execution {
+        let info = ExecutionInfo {
+            execution_arn: format!("arn:aws:states:local:000000000000:execution:m:{name}"),
+            name: name.to_owned(),
+            state_machine_arn: "arn:aws:states:local:000000000000:stateMachine:m".to_owned(),
+            state_machine_name: "m".to_owned(),
+            role_arn: "arn:aws:iam::000000000000:role/m".to_owned(),
+        };
+        Execution::start(machine, info, json!({}), &mut env())
+    }
+
+    #[tokio::test]
+    async fn starts_are_idempotent_by_name_and_stale_copies_never_overwrite_progress() {
+        let executions = SqliteExecutions::new(SqliteStore::open_in_memory().unwrap());
+        let machine = machine();
+        let at = env().now();
+        let execution = started(&machine, "one");
+        assert!(matches!(
+            executions.insert(&execution, "{}", at).await.unwrap(),
+            Inserted::New
+        ));
+        assert!(matches!(
+            executions.insert(&execution, "{}", at).await.unwrap(),
+            Inserted::Existing(existing) if *existing == execution
+        ));
+        assert!(matches!(
+            executions
+                .insert(&execution, r#"{"other":1}"#, at)
+                .await
+                .unwrap(),
+            Inserted::Conflict
+        ));
+
+        let stale = execution.clone();
+        let mut ahead = execution;
+        let mut later = TestEnv(at + chrono::TimeDelta::seconds(1));
+        ahead.wake(&machine, &mut later).unwrap();
+        assert_eq!(ahead.status(), Status::Succeeded);
+        assert!(executions.save(&ahead, at).await.unwrap());
+        assert!(
+            !executions.save(&stale, at).await.unwrap(),
+            "a stale copy is refused"
+        );
+        assert_eq!(
+            executions.get(&ahead.info().execution_arn).await.unwrap(),
+            Some(ahead.clone())
+        );
+        assert_eq!(
+            executions.with_status(Status::Succeeded, 10).await.unwrap(),
+            [ahead]
+        );
+        assert!(
+            executions
+                .with_status(Status::Running, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
