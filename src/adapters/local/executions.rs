@@ -9,6 +9,11 @@
 //! from there. A save only replaces a row with fewer transitions: a stale copy of an execution
 //! (driven by another process, or by a driver that lost a race) can never overwrite its
 //! progress, and learns that it is stale.
+//!
+//! Saves are group-committed: one writer task takes the saves that are waiting and commits
+//! them in one transaction (one sync of the WAL), so many executions moving at once cost one
+//! disk sync per batch rather than one each. A lone save is committed at once: batching adds
+//! no wait. Each save still returns only once its transaction is durable.
 
 use crate::adapters::SqliteStore;
 use crate::adapters::sqlite_store::sql_error;
@@ -17,6 +22,8 @@ use crate::ports::StoreError;
 use asl::{Execution, Status};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 
 const INSERT: &str = "INSERT INTO executions
     (execution_arn, name, status, input, updated_at, transitions, execution)
@@ -40,15 +47,27 @@ pub enum Inserted {
     Conflict,
 }
 
-/// The executions table of a [`SqliteStore`]'s file, sharing its connection.
+/// Saves committed in one transaction, at most.
+const MAX_BATCH: usize = 256;
+
+/// A save waiting for the writer, and where its outcome goes.
+type PendingSave = (Row, oneshot::Sender<Result<bool, StoreError>>);
+
+/// The executions table of a [`SqliteStore`]'s file, sharing its connection. Clones share the
+/// writer.
 #[derive(Debug, Clone)]
 pub struct SqliteExecutions {
     store: SqliteStore,
+    /// The group-commit writer, started by the first save (on the runtime that makes it).
+    writer: Arc<OnceLock<mpsc::UnboundedSender<PendingSave>>>,
 }
 
 impl SqliteExecutions {
     pub fn new(store: SqliteStore) -> Self {
-        Self { store }
+        Self {
+            store,
+            writer: Arc::new(OnceLock::new()),
+        }
     }
 
     /// Stores a new execution unless one of the same name exists; `input` is its canonical JSON
@@ -106,24 +125,15 @@ impl SqliteExecutions {
     /// has moved on (or was never inserted) and `execution` is a stale copy.
     pub async fn save(&self, execution: &Execution, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let row = Row::new(execution, at)?;
-        self.store
-            .with_connection(move |connection| {
-                let doing = format!("save execution {}", row.name);
-                let updated = connection
-                    .prepare_cached(UPDATE)
-                    .and_then(|mut update| {
-                        update.execute(params![
-                            row.arn,
-                            row.status,
-                            row.updated_at,
-                            row.transitions,
-                            row.json
-                        ])
-                    })
-                    .map_err(sql_error(&doing))?;
-                Ok(updated == 1)
-            })
-            .await
+        let writer = self.writer.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(write_batches(self.store.clone(), receiver));
+            sender
+        });
+        let (reply, outcome) = oneshot::channel();
+        let gone = || StoreError::Failed("the execution writer has stopped".to_owned());
+        writer.send((row, reply)).map_err(|_| gone())?;
+        outcome.await.map_err(|_| gone())?
     }
 
     /// The execution with this ARN.
@@ -165,6 +175,61 @@ impl SqliteExecutions {
                 .collect()
             })
             .await
+    }
+}
+
+/// The writer: each turn takes every save waiting (up to [`MAX_BATCH`]) and commits them in
+/// one transaction. Ends when every [`SqliteExecutions`] is dropped.
+async fn write_batches(store: SqliteStore, mut pending: mpsc::UnboundedReceiver<PendingSave>) {
+    while let Some(first) = pending.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match pending.try_recv() {
+                Ok(save) => batch.push(save),
+                Err(_) => break,
+            }
+        }
+        let (rows, replies): (Vec<Row>, Vec<_>) = batch.into_iter().unzip();
+        let outcome = store
+            .with_connection(move |connection| {
+                let doing = format!("save {} execution(s)", rows.len());
+                let transaction = connection
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(sql_error(&doing))?;
+                let mut saved = Vec::with_capacity(rows.len());
+                {
+                    let mut update = transaction
+                        .prepare_cached(UPDATE)
+                        .map_err(sql_error(&doing))?;
+                    for row in &rows {
+                        let updated = update
+                            .execute(params![
+                                row.arn,
+                                row.status,
+                                row.updated_at,
+                                row.transitions,
+                                row.json
+                            ])
+                            .map_err(sql_error(&format!("save execution {}", row.name)))?;
+                        saved.push(updated == 1);
+                    }
+                }
+                transaction.commit().map_err(sql_error(&doing))?;
+                Ok(saved)
+            })
+            .await;
+        match outcome {
+            Ok(saved) => {
+                for (reply, saved) in replies.into_iter().zip(saved) {
+                    let _ = reply.send(Ok(saved));
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
     }
 }
 
@@ -301,6 +366,41 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_saves_are_committed_together_each_with_its_own_outcome() {
+        let executions = SqliteExecutions::new(SqliteStore::open_in_memory().unwrap());
+        let machine = machine();
+        let at = env().now();
+        let later = at + chrono::TimeDelta::seconds(1);
+        let mut saves = Vec::new();
+        for n in 0..50 {
+            let mut execution = started(&machine, &format!("e{n}"));
+            executions.insert(&execution, "{}", at).await.unwrap();
+            let executions = executions.clone();
+            // Every other one is a stale copy (not moved on), which is refused.
+            if n % 2 == 0 {
+                execution.wake(&machine, &mut TestEnv(later)).unwrap();
+            }
+            saves.push(tokio::spawn(async move {
+                executions.save(&execution, later).await.unwrap()
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for save in saves {
+            outcomes.push(save.await.unwrap());
+        }
+        let expected: Vec<bool> = (0..50).map(|n| n % 2 == 0).collect();
+        assert_eq!(outcomes, expected);
+        assert_eq!(
+            executions
+                .with_status(Status::Succeeded, 100)
+                .await
+                .unwrap()
+                .len(),
+            25
         );
     }
 }
