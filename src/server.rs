@@ -57,11 +57,16 @@ fn store_failure(error: &StoreError) -> Response {
 }
 
 /// Reads at most one byte more than the EventBridge limit: enough to know it is too large.
-async fn read_capped(body: Body) -> Result<(Vec<u8>, bool), axum::Error> {
+/// A body that breaks off is an error, with what was read of it.
+async fn read_capped(body: Body) -> Result<(Vec<u8>, bool), (Vec<u8>, axum::Error)> {
     let mut body = body;
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(error) => return Err((bytes, error)),
+        };
+        if let Ok(data) = frame.into_data() {
             let room = MAX_EVENT_BYTES + 1 - bytes.len();
             bytes.extend_from_slice(&data[..data.len().min(room)]);
             if bytes.len() > MAX_EVENT_BYTES {
@@ -75,11 +80,14 @@ async fn read_capped(body: Body) -> Result<(Vec<u8>, bool), axum::Error> {
 async fn post_event(State(pipeline): State<Pipeline>, body: Body) -> Response {
     let (bytes, oversized) = match read_capped(body).await {
         Ok(read) => read,
-        Err(error) => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                json!({ "error": format!("reading the body: {error}") }),
-            );
+        Err((partial, error)) => {
+            // What arrived is recorded (as REJECTED: a cut-off event does not parse).
+            let recorded = pipeline.intake.handle(&partial).await;
+            let mut answer_body = json!({ "error": format!("reading the body: {error}") });
+            if let Ok(outcome) = recorded {
+                answer_body["incidentId"] = json!(outcome.incident().incident_id);
+            }
+            return answer(StatusCode::BAD_REQUEST, answer_body);
         }
     };
     match pipeline.intake.handle(&bytes).await {

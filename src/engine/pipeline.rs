@@ -11,7 +11,8 @@ use crate::outbox::{Dispatcher, SweepReport};
 use crate::ports::{Clock, IncidentStore, StoreError};
 use crate::secret::{CachedSecretSource, DEFAULT_TTL};
 use asl::StateMachine;
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,12 @@ pub struct PipelineConfig {
 /// Why the pipeline could not be put together.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    #[error(
+        "{path} is in use by another alarm-relay process (serve, demo or redrive); with serve running, redrive through POST /incidents/{{id}}/redrive"
+    )]
+    InUse { path: String },
+    #[error("lock file {path}: {error}")]
+    Lock { path: String, error: std::io::Error },
     #[error("store {path}: {error}")]
     Store { path: String, error: StoreError },
     #[error("the state machine definition: {0}")]
@@ -47,12 +54,41 @@ pub struct Pipeline {
     pub engine: Engine,
     pub intake: Intake,
     pub dispatcher: Dispatcher,
+    /// The exclusive lock on `<db>.lock`, held for as long as the pipeline lives: one process
+    /// drives a file's executions (the OS releases it when the process dies, even by SIGKILL).
+    _lock: Arc<File>,
+}
+
+/// Takes the exclusive lock on `<db>.lock` without waiting.
+fn lock(db: &Path) -> Result<File, PipelineError> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let failed = |error| PipelineError::Lock {
+        path: path.display().to_string(),
+        error,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(PipelineError::InUse {
+            path: db.display().to_string(),
+        }),
+        Err(TryLockError::Error(error)) => Err(failed(error)),
+    }
 }
 
 impl Pipeline {
-    /// Opens the store and wires the pipeline; nothing runs until [`Pipeline::recover`] or an
-    /// event arrives.
+    /// Locks the store's file for this process, opens it and wires the pipeline; nothing runs
+    /// until [`Pipeline::recover`] or an event arrives. A file another process has open this
+    /// way is [`PipelineError::InUse`].
     pub fn open(config: &PipelineConfig) -> Result<Self, PipelineError> {
+        let lock = lock(&config.db)?;
         let sqlite = SqliteStore::open(&config.db).map_err(|error| PipelineError::Store {
             path: config.db.display().to_string(),
             error,
@@ -94,6 +130,7 @@ impl Pipeline {
             engine,
             intake,
             dispatcher,
+            _lock: Arc::new(lock),
         })
     }
 

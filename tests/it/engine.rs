@@ -236,6 +236,19 @@ async fn bad_input_is_answered_and_recorded_never_lost() {
     assert_eq!(local.status(id).await, IncidentStatus::Rejected);
     assert_eq!(local.events(id).await, [EventType::Rejected]);
 
+    let second = Pipeline::open(&PipelineConfig {
+        db: local.dir.path().join("relay.db"),
+        secret_file: local.dir.path().join("secret.json"),
+        allow_http_loopback: true,
+    });
+    assert!(
+        matches!(
+            &second,
+            Err(alarm_relay::engine::pipeline::PipelineError::InUse { .. })
+        ),
+        "one process drives a file's executions"
+    );
+
     let (status, answer) = local.get("/incidents/nope").await;
     assert_eq!(status, 404, "{answer}");
     let (status, answer) = local.get("/healthz").await;

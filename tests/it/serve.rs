@@ -250,6 +250,20 @@ async fn send_posts_an_event_and_redrive_delivers_a_fixed_failure() {
         Some(1),
         "a 400 answer is exit 1: {bad:?}"
     );
+    let busy = relay(&[
+        "redrive",
+        "--db",
+        db.to_str().unwrap(),
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--all-failed",
+    ]);
+    assert_eq!(
+        busy.status.code(),
+        Some(2),
+        "serve holds the file: {busy:?}"
+    );
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
     drop(serve);
 
     secret_file(dir.path(), &receiver, SECRET);

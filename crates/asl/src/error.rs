@@ -99,4 +99,16 @@ pub enum RedriveError {
         /// The missing state.
         state: String,
     },
+    /// Step Functions redrives an execution only within 14 days of its end.
+    #[error("the execution ended more than 14 days ago ({ended_at}): past the redrivable period")]
+    RedrivablePeriodOver {
+        /// When the execution ended.
+        ended_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The history has no room left for a redrive (Step Functions' 25,000-event quota).
+    #[error("the execution's history is full ({events} events): it cannot be redriven")]
+    HistoryFull {
+        /// How many events the history holds.
+        events: usize,
+    },
 }

@@ -20,6 +20,8 @@ use crate::{
 /// Step Functions' quota of history events per execution; an execution that would exceed it
 /// fails (this also ends loops of states that never wait).
 const MAX_HISTORY_EVENTS: usize = 25_000;
+/// How long after its end an execution can be redriven (Step Functions: 14 days).
+const REDRIVABLE_DAYS: i64 = 14;
 
 /// The whole durable state of one execution. The driver persists it (serde) after every call
 /// and resumes from it, with [`Execution::action`], after a crash.
@@ -304,9 +306,10 @@ impl Execution {
     }
 
     /// Redrives an ended execution as `RedriveExecution` does: only FAILED, TIMED_OUT or
-    /// ABORTED ones; it restarts at the state that failed (or was in flight), with the input
-    /// that state was entered with and fresh retry counters, keeps the history, records
-    /// `ExecutionRedriven` and counts the redrive.
+    /// ABORTED ones, within 14 days of their end and with room left in the history; it
+    /// restarts at the state that failed (or was in flight), with the input that state was
+    /// entered with and fresh retry counters, keeps the history, records `ExecutionRedriven`
+    /// and counts the redrive.
     pub fn redrive(
         &mut self,
         machine: &StateMachine,
@@ -328,11 +331,22 @@ impl Execution {
                 state: visit.state.clone(),
             });
         }
+        let now = env.now();
+        if let Some(ended_at) = self.history.last().map(|event| event.timestamp)
+            && now - ended_at > chrono::TimeDelta::days(REDRIVABLE_DAYS)
+        {
+            return Err(RedriveError::RedrivablePeriodOver { ended_at });
+        }
+        // Room for ExecutionRedriven and the state's entry, as the quota check in `enter` needs.
+        if self.history.len() + 3 > MAX_HISTORY_EVENTS {
+            return Err(RedriveError::HistoryFull {
+                events: self.history.len(),
+            });
+        }
         let next = Next::Enter {
             state: visit.state.clone(),
             input: visit.input.clone(),
         };
-        let now = env.now();
         self.redrive_count += 1;
         self.redrive_time = Some(now);
         self.status = Status::Running;

@@ -443,6 +443,23 @@ fn redrive_from_failed_deliver() {
 }
 
 #[test]
+fn redrive_is_refused_fourteen_days_after_the_end() {
+    let machine = machine();
+    let mut env = TestEnv::new();
+    let mut execution = fail_at_deliver(&machine, &mut env);
+    env.advance(14 * 24 * 3600 + 1);
+    assert!(matches!(
+        execution.redrive(&machine, &mut env),
+        Err(asl::RedriveError::RedrivablePeriodOver { .. })
+    ));
+    assert_eq!(
+        execution.status(),
+        Status::Failed,
+        "a refused redrive changes nothing"
+    );
+}
+
+#[test]
 fn redrive_of_running_execution_is_refused() {
     let machine = machine();
     let mut env = TestEnv::new();
