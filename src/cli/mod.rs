@@ -63,7 +63,7 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Run a webhook receiver that checks signatures as DevOps Agent does.
     Receiver(receiver::ReceiverArgs),
-    /// Deliver sample Network Flow Monitor alarms to a built-in receiver, with faults.
+    /// Run the whole pipeline on sample Network Flow Monitor alarms, through receiver faults, and audit it.
     Demo,
     /// Run the pipeline behind an HTTP intake (POST /events), with durable executions.
     Serve(serve::ServeArgs),
