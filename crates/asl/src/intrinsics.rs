@@ -21,6 +21,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
+use crate::cursor::Cursor;
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -299,8 +300,7 @@ struct Text {
 /// Parses a whole call, or says what is wrong with it.
 fn parse(expression: &str) -> Result<Call, String> {
     let mut parser = Parser {
-        source: expression,
-        position: 0,
+        cursor: Cursor::new(expression, "expression"),
     };
     let call = parser.call(1)?;
     match parser.peek() {
@@ -312,52 +312,26 @@ fn parse(expression: &str) -> Result<Call, String> {
     }
 }
 
-/// A recursive-descent parser; `position` is a byte offset on a char boundary.
+/// A recursive-descent parser over an intrinsic call's text.
 struct Parser<'a> {
-    source: &'a str,
-    position: usize,
+    cursor: Cursor<'a>,
+}
+
+impl<'a> std::ops::Deref for Parser<'a> {
+    type Target = Cursor<'a>;
+
+    fn deref(&self) -> &Cursor<'a> {
+        &self.cursor
+    }
+}
+
+impl std::ops::DerefMut for Parser<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.cursor
+    }
 }
 
 impl Parser<'_> {
-    fn rest(&self) -> &str {
-        &self.source[self.position..]
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.position += c.len_utf8();
-        Some(c)
-    }
-
-    fn eat(&mut self, expected: char) -> bool {
-        let found = self.peek() == Some(expected);
-        if found {
-            self.position += expected.len_utf8();
-        }
-        found
-    }
-
-    fn skip_whitespace(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.bump();
-        }
-    }
-
-    /// The message for finding something other than `expected` here.
-    fn unexpected(&self, expected: &str) -> String {
-        match self.peek() {
-            Some(c) => format!(
-                "expected {expected} at position {} but found '{c}'",
-                self.position
-            ),
-            None => format!("expected {expected} but the expression ends"),
-        }
-    }
-
     /// A call at nesting level `depth` (the outermost call is level 1).
     fn call(&mut self, depth: usize) -> Result<Call, String> {
         if depth > MAX_NESTING {

@@ -6,6 +6,7 @@
 //! a driver that performs each [`Action`] and persists the execution after every call.
 
 mod choice;
+mod cursor;
 mod definition;
 mod error;
 mod execution;

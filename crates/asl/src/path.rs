@@ -24,6 +24,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use crate::cursor::Cursor;
 use serde_json::{Map, Number, Value};
 
 /// The most characters of a document an error message quotes.
@@ -477,8 +478,7 @@ impl Comparison {
 /// Parses a whole path, or says what is wrong with it.
 fn parse(source: &str) -> Result<Path, String> {
     let mut parser = Parser {
-        source,
-        position: 0,
+        cursor: Cursor::new(source, "path"),
         depth: 0,
     };
     let path = parser.path()?;
@@ -493,65 +493,27 @@ fn is_name_char(c: char) -> bool {
     !c.is_whitespace() && !".[]()'\",=!<>&|@$*".contains(c)
 }
 
-/// A recursive-descent parser over a path's text; `position` is a byte offset on a char boundary.
+/// A recursive-descent parser over a path's text.
 struct Parser<'a> {
-    source: &'a str,
-    position: usize,
+    cursor: Cursor<'a>,
     depth: usize,
 }
 
+impl<'a> std::ops::Deref for Parser<'a> {
+    type Target = Cursor<'a>;
+
+    fn deref(&self) -> &Cursor<'a> {
+        &self.cursor
+    }
+}
+
+impl std::ops::DerefMut for Parser<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.cursor
+    }
+}
+
 impl Parser<'_> {
-    fn rest(&self) -> &str {
-        &self.source[self.position..]
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.position += c.len_utf8();
-        Some(c)
-    }
-
-    fn eat(&mut self, expected: char) -> bool {
-        self.eat_str(expected.encode_utf8(&mut [0; 4]))
-    }
-
-    fn eat_str(&mut self, expected: &str) -> bool {
-        let found = self.rest().starts_with(expected);
-        if found {
-            self.position += expected.len();
-        }
-        found
-    }
-
-    fn skip_whitespace(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.bump();
-        }
-    }
-
-    fn expect(&mut self, expected: char) -> Result<(), String> {
-        if self.eat(expected) {
-            Ok(())
-        } else {
-            Err(self.unexpected(&format!("'{expected}'")))
-        }
-    }
-
-    /// The message for finding something other than `expected` here.
-    fn unexpected(&self, expected: &str) -> String {
-        match self.peek() {
-            Some(c) => format!(
-                "expected {expected} at position {} but found '{c}'",
-                self.position
-            ),
-            None => format!("expected {expected} but the path ends"),
-        }
-    }
-
     /// Runs `parse` one nesting level deeper, refusing to nest beyond [`MAX_NESTING`].
     fn nested<T>(
         &mut self,
