@@ -8,7 +8,7 @@ use crate::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, System
 use crate::delivery::Deliverer;
 use crate::intake::Intake;
 use crate::outbox::{Dispatcher, SweepReport};
-use crate::ports::{Clock, IncidentStore, StoreError};
+use crate::ports::{AlarmSource, Clock, IncidentStore, StoreError};
 use crate::secret::{CachedSecretSource, DEFAULT_TTL};
 use asl::StateMachine;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -88,6 +88,14 @@ impl Pipeline {
     /// until [`Pipeline::recover`] or an event arrives. A file another process has open this
     /// way is [`PipelineError::InUse`].
     pub fn open(config: &PipelineConfig) -> Result<Self, PipelineError> {
+        Self::open_with(config, Arc::new(OfflineAlarmSource))
+    }
+
+    /// [`Pipeline::open`] with the enricher reading `alarms` instead of the offline source.
+    pub fn open_with(
+        config: &PipelineConfig,
+        alarms: Arc<dyn AlarmSource>,
+    ) -> Result<Self, PipelineError> {
         let lock = lock(&config.db)?;
         let sqlite = SqliteStore::open(&config.db).map_err(|error| PipelineError::Store {
             path: config.db.display().to_string(),
@@ -112,7 +120,7 @@ impl Pipeline {
         );
         let functions = LocalFunctions {
             deliverer: Arc::new(deliverer),
-            alarms: Arc::new(OfflineAlarmSource),
+            alarms,
             store: store.clone(),
             clock: clock.clone(),
         };

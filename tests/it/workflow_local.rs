@@ -1,15 +1,10 @@
 //! The moto scenarios again on the local engine: the same definition, the same handlers, the
 //! same receiver faults; `workflow_moto` checks that both interpreters take the same path.
 
-use alarm_relay::adapters::local::{OfflineAlarmSource, SecretFile, SqliteExecutions};
-use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
-use alarm_relay::delivery::Deliverer;
-use alarm_relay::engine::functions::LocalFunctions;
-use alarm_relay::engine::{DEFINITION, Engine, substitutions};
+use alarm_relay::engine::pipeline::{Pipeline, PipelineConfig};
 use alarm_relay::event::IncidentId;
-use alarm_relay::ports::{AlarmSource, Clock, IncidentStore};
+use alarm_relay::ports::AlarmSource;
 use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
-use alarm_relay::secret::CachedSecretSource;
 use alarm_relay::signing::WebhookSecret;
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -49,43 +44,18 @@ pub(crate) async fn run_local(
     let document = json!({ "WEBHOOK_URL": receiver.url(), "WEBHOOK_SECRET": "workflow-secret" });
     std::fs::write(&secret_path, document.to_string()).unwrap();
 
-    let sqlite = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
-    let store: Arc<dyn IncidentStore> = Arc::new(sqlite.clone());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let transport = ReqwestTransport::new(HttpTransportConfig {
+    let config = PipelineConfig {
+        db: dir.path().join("relay.db"),
+        secret_file: secret_path,
         allow_http_loopback: true,
-        ..HttpTransportConfig::default()
-    })
-    .unwrap();
-    let deliverer = Deliverer::new(
-        Arc::new(CachedSecretSource::new(
-            SecretFile::new(&secret_path),
-            clock.clone(),
-            Duration::from_secs(300),
-        )),
-        Arc::new(transport),
-        clock.clone(),
-    );
-    let functions = LocalFunctions {
-        deliverer: Arc::new(deliverer),
-        alarms: alarms.unwrap_or_else(|| Arc::new(OfflineAlarmSource)),
-        store: store.clone(),
-        clock: clock.clone(),
     };
-    let machine = asl::StateMachine::load(DEFINITION, &substitutions()).unwrap();
-    let engine = Engine::new(
-        machine,
-        SqliteExecutions::new(sqlite),
-        Arc::new(functions),
-        store.clone(),
-        clock.clone(),
-    );
-    let dispatcher =
-        alarm_relay::outbox::Dispatcher::new(store.clone(), Arc::new(engine.clone()), clock);
-    alarm_relay::intake::Intake::new(dispatcher, None)
-        .handle(METRIC.as_bytes())
-        .await
-        .unwrap();
+    let pipeline = match alarms {
+        Some(alarms) => Pipeline::open_with(&config, alarms),
+        None => Pipeline::open(&config),
+    }
+    .unwrap();
+    pipeline.intake.handle(METRIC.as_bytes()).await.unwrap();
+    let (engine, store) = (&pipeline.engine, &pipeline.store);
     engine.wait_idle().await;
     receiver.stop().await;
 
