@@ -105,6 +105,81 @@ impl RecorderConfig {
     }
 }
 
+/// How alarms are grouped into episodes (`crate::episode`): read by the recorder, whose Lambda
+/// runs the Correlate state, and by intake (whether OK transitions start the workflow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorrelationConfig {
+    /// `CORRELATION_WINDOW_SECONDS` (default 600; 0 turns correlation and flap suppression
+    /// off, and every ALARM opens its own investigation, as the seed does): how long an episode
+    /// stays open after its last member's transition.
+    pub window: Duration,
+    /// `MAX_EPISODE_SECONDS` (default 86400): an episode takes no members this long after it
+    /// opened, however many of its alarms are still in ALARM.
+    pub max_episode: Duration,
+    /// `MAX_UPDATES_PER_EPISODE` (default 20): `updated` messages one episode sends at most.
+    pub max_updates: u32,
+    /// `RESOLVE_ON_OK` (default false): send `resolved` once every member recovered and stayed
+    /// quiet.
+    pub resolve_on_ok: bool,
+    /// `RESOLVE_QUIET_SECONDS` (default 300): how long every member must stay recovered.
+    pub resolve_quiet: Duration,
+    /// `HONOUR_MUTE_RULES` (default true): an ALARM inside its mute window opens nothing.
+    pub honour_mute_rules: bool,
+}
+
+impl Default for CorrelationConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(600),
+            max_episode: Duration::from_secs(86_400),
+            max_updates: 20,
+            resolve_on_ok: false,
+            resolve_quiet: Duration::from_secs(300),
+            honour_mute_rules: true,
+        }
+    }
+}
+
+impl CorrelationConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            window: Duration::from_secs(non_negative(
+                &lookup,
+                "CORRELATION_WINDOW_SECONDS",
+                defaults.window.as_secs(),
+            )?),
+            max_episode: Duration::from_secs(positive(
+                &lookup,
+                "MAX_EPISODE_SECONDS",
+                defaults.max_episode.as_secs(),
+            )?),
+            max_updates: u32::try_from(non_negative(
+                &lookup,
+                "MAX_UPDATES_PER_EPISODE",
+                u64::from(defaults.max_updates),
+            )?)
+            .unwrap_or(u32::MAX),
+            resolve_on_ok: boolean(&lookup, "RESOLVE_ON_OK", defaults.resolve_on_ok)?,
+            resolve_quiet: Duration::from_secs(non_negative(
+                &lookup,
+                "RESOLVE_QUIET_SECONDS",
+                defaults.resolve_quiet.as_secs(),
+            )?),
+            honour_mute_rules: boolean(&lookup, "HONOUR_MUTE_RULES", defaults.honour_mute_rules)?,
+        })
+    }
+
+    /// Whether alarms are grouped at all (a window of 0 is the seed's behaviour).
+    pub fn enabled(&self) -> bool {
+        !self.window.is_zero()
+    }
+}
+
 fn required(
     lookup: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -134,6 +209,38 @@ fn positive(
                 variable,
                 reason: format!("must be a positive integer, got {text:?}"),
             }),
+    }
+}
+
+fn non_negative(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match lookup(variable) {
+        None => Ok(default),
+        Some(text) => text.trim().parse::<u64>().map_err(|_| ConfigError {
+            variable,
+            reason: format!("must be a whole number of 0 or more, got {text:?}"),
+        }),
+    }
+}
+
+fn boolean(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match lookup(variable) {
+        None => Ok(default),
+        Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError {
+                variable,
+                reason: format!("must be true or false, got {text:?}"),
+            }),
+        },
     }
 }
 
@@ -185,6 +292,40 @@ mod tests {
             IntakeConfig::from_lookup(|_| None).unwrap_err().variable,
             "TABLE_NAME"
         );
+    }
+
+    #[test]
+    fn correlation_defaults_and_errors_name_the_variable() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        assert_eq!(
+            CorrelationConfig::from_lookup(lookup(&[])).unwrap(),
+            CorrelationConfig::default()
+        );
+        let off = CorrelationConfig::from_lookup(lookup(&[
+            ("CORRELATION_WINDOW_SECONDS", "0"),
+            ("RESOLVE_ON_OK", "TRUE"),
+        ]))
+        .unwrap();
+        assert!(!off.enabled() && off.resolve_on_ok);
+        for (variable, value) in [
+            ("CORRELATION_WINDOW_SECONDS", "-1"),
+            ("MAX_EPISODE_SECONDS", "0"),
+            ("RESOLVE_ON_OK", "yes"),
+            ("HONOUR_MUTE_RULES", ""),
+        ] {
+            let env = move |name: &str| (name == variable).then(|| value.to_owned());
+            assert_eq!(
+                CorrelationConfig::from_lookup(env).unwrap_err().variable,
+                variable
+            );
+        }
     }
 
     #[test]

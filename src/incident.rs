@@ -32,10 +32,19 @@ pub enum IncidentStatus {
     Ignored,
     /// Input that is not a deliverable alarm event: recorded with the reason.
     Rejected,
+    /// Joined an open episode: delivered as `action: updated` to the primary's investigation.
+    Correlated,
+    /// Opened nothing and sent nothing: the same alarm again while its episode is open (a
+    /// flap), or an episode that reached its update limit.
+    Suppressed,
+    /// Opened nothing: the alarm fired inside a CloudWatch mute window.
+    Muted,
+    /// The episode this incident opened (or closed) is over: `action: resolved` was delivered.
+    Resolved,
 }
 
 impl IncidentStatus {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 11] = [
         Self::Received,
         Self::Started,
         Self::Enriched,
@@ -43,6 +52,10 @@ impl IncidentStatus {
         Self::Failed,
         Self::Ignored,
         Self::Rejected,
+        Self::Correlated,
+        Self::Suppressed,
+        Self::Muted,
+        Self::Resolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +67,10 @@ impl IncidentStatus {
             Self::Failed => "FAILED",
             Self::Ignored => "IGNORED",
             Self::Rejected => "REJECTED",
+            Self::Correlated => "CORRELATED",
+            Self::Suppressed => "SUPPRESSED",
+            Self::Muted => "MUTED",
+            Self::Resolved => "RESOLVED",
         }
     }
 }
@@ -67,7 +84,7 @@ impl fmt::Display for IncidentStatus {
 /// An unknown status name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown status {0:?}: expected one of RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED"
+    "unknown status {0:?}: expected one of RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED, CORRELATED, SUPPRESSED, MUTED, RESOLVED"
 )]
 pub struct UnknownStatus(pub String);
 
@@ -101,6 +118,10 @@ pub enum EventType {
     Delivered,
     Failed,
     Redriven,
+    /// The Correlate state's decision (opened, joined, suppressed, muted, recovered…), once.
+    Correlated,
+    /// The episode this incident opened was resolved (appended to the primary).
+    Resolved,
 }
 
 impl EventType {
@@ -117,6 +138,8 @@ impl EventType {
             Self::Delivered => "Delivered",
             Self::Failed => "Failed",
             Self::Redriven => "Redriven",
+            Self::Correlated => "Correlated",
+            Self::Resolved => "Resolved",
         }
     }
 }
@@ -155,6 +178,23 @@ pub struct Incident {
     /// Epoch seconds after which the table may expire the incident (DynamoDB TTL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// The episode the incident belongs to, once the Correlate state decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<Correlation>,
+}
+
+/// Where an incident stands in its episode (see [`crate::episode`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Correlation {
+    /// The alarms' shared key: `group:<tag>`, `monitor:<…>` or `alarm:<arn>`.
+    pub group_key: String,
+    /// The incident whose investigation the episode's messages go to.
+    pub primary_incident_id: IncidentId,
+    /// `opened`, `joined`, `flapping`, `update-limit`, `muted`, `recovered`, `ignored`…
+    pub decision: String,
+    /// The member alarms' names when the decision was made.
+    pub members: Vec<String>,
 }
 
 impl Incident {
@@ -239,19 +279,24 @@ pub fn execution_name(incident_id: &IncidentId, alarm_name: &str) -> String {
     format!("{prefix}-{hash}")
 }
 
-/// A new incident's projection from a parsed event: RECEIVED for ALARM (to be started),
-/// IGNORED for the other states.
+/// A new incident's projection from a parsed event: RECEIVED (to be started) for ALARM, and for
+/// OK when `start_recoveries` (an OK can close an episode), IGNORED otherwise.
 pub fn received(
     event: &AlarmEvent,
     raw: &[u8],
     now: DateTime<Utc>,
     ttl: Option<Duration>,
+    start_recoveries: bool,
 ) -> Incident {
     let at = timestamp(now);
-    let alarm = event.state().value == StateValue::Alarm;
+    let starts = match event.state().value {
+        StateValue::Alarm => true,
+        StateValue::Ok => start_recoveries,
+        StateValue::InsufficientData => false,
+    };
     Incident {
         incident_id: event.incident_id().clone(),
-        status: if alarm {
+        status: if starts {
             IncidentStatus::Received
         } else {
             IncidentStatus::Ignored
@@ -263,7 +308,7 @@ pub fn received(
         state_value: event.state().value.as_str().to_owned(),
         state_timestamp: event.state_timestamp().to_owned(),
         event_sha256: sha256_hex(raw),
-        execution_name: if alarm {
+        execution_name: if starts {
             execution_name(event.incident_id(), event.alarm_name())
         } else {
             String::new()
@@ -276,6 +321,7 @@ pub fn received(
         created_at: at.clone(),
         updated_at: at,
         expires_at: expiry(now, ttl),
+        correlation: None,
     }
 }
 
@@ -303,6 +349,7 @@ pub fn rejected(raw: &[u8], now: DateTime<Utc>, ttl: Option<Duration>) -> Incide
         created_at: at.clone(),
         updated_at: at,
         expires_at: expiry(now, ttl),
+        correlation: None,
     }
 }
 

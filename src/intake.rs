@@ -51,12 +51,24 @@ impl IntakeOutcome {
 pub struct Intake {
     dispatcher: Dispatcher,
     ttl: Option<Duration>,
+    start_recoveries: bool,
 }
 
 impl Intake {
     /// `ttl`: how long records are kept (DynamoDB TTL); `None` keeps them forever.
     pub fn new(dispatcher: Dispatcher, ttl: Option<Duration>) -> Self {
-        Self { dispatcher, ttl }
+        Self {
+            dispatcher,
+            ttl,
+            start_recoveries: false,
+        }
+    }
+
+    /// Whether OK transitions start the workflow too, so that they can close episodes (on
+    /// whenever correlation is: see [`crate::episode`]). Off, they are recorded IGNORED.
+    pub fn starting_recoveries(mut self, start: bool) -> Self {
+        self.start_recoveries = start;
+        self
     }
 
     /// [`Intake::handle`] for an event the Lambda runtime already parsed; answers a short
@@ -94,7 +106,8 @@ impl Intake {
         // Hash the canonical form, so the same event with other whitespace is a duplicate.
         let canonical = serde_json::to_vec(event.raw())
             .map_err(|error| StoreError::Failed(error.to_string()))?;
-        let mut incident = incident::received(event, &canonical, now, self.ttl);
+        let mut incident =
+            incident::received(event, &canonical, now, self.ttl, self.start_recoveries);
         let mut events = vec![NewEvent::new(
             EventType::Received,
             now,

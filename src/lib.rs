@@ -8,10 +8,12 @@ pub mod adapters;
 #[cfg(feature = "local")]
 pub mod cli;
 pub mod config;
+pub mod correlate;
 pub mod delivery;
 #[cfg(feature = "local")]
 pub mod engine;
 pub mod enrich;
+pub mod episode;
 pub mod event;
 pub mod incident;
 pub mod intake;

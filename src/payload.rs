@@ -24,31 +24,68 @@ impl WebhookBody {
     /// [`WebhookBody::render`] plus the workflow's enrichment under the new key
     /// `data.enrichment`, after `data.metadata`: every seed key keeps its exact bytes.
     pub fn render_enriched(event: &AlarmEvent, enrichment: Option<&Value>) -> Self {
-        let state = event.state();
-        let reason = state.reason.as_deref().unwrap_or("");
-        let mut payload = json!({
-            "eventType": "incident",
-            "incidentId": event.incident_id().as_str(),
-            "action": "created",
-            "priority": "HIGH",
-            "title": format!("CloudWatch Alarm: {}", event.alarm_name()),
-            "description": description(event, reason),
-            "timestamp": event.state_timestamp(),
-            "service": event.alarm_name(),
-            "data": {
-                "metadata": {
-                    "alarmName": event.alarm_name(),
-                    "region": event.region(),
-                    "accountId": event.account(),
-                    "newState": state.value.as_str(),
-                    "reason": reason,
-                    "alarmArn": event.alarm_arn(),
-                    "metrics": event.metrics(),
-                }
-            }
-        });
-        if let (Some(enrichment), Some(data)) = (enrichment, payload["data"].as_object_mut()) {
-            data.insert("enrichment".to_owned(), enrichment.clone());
+        Self(pyjson::dumps(&seed_payload(event, enrichment)))
+    }
+
+    /// The body of a Correlate decision (`crate::correlate`): `created` is
+    /// [`WebhookBody::render_enriched`]; `updated` (another alarm joined the episode) and
+    /// `resolved` (every member recovered) go to the primary's `incidentId`, name the alarm,
+    /// keep the seed's `data.metadata` of this event and add `data.correlation`
+    /// (`schemas/webhook-updated.schema.json`, `schemas/webhook-resolved.schema.json`).
+    pub fn render_decision(
+        event: &AlarmEvent,
+        enrichment: Option<&Value>,
+        decision: &Value,
+    ) -> Self {
+        let action = decision["action"].as_str().unwrap_or("created");
+        if action != "updated" && action != "resolved" {
+            return Self::render_enriched(event, enrichment);
+        }
+        let text = |key: &str| decision[key].as_str().unwrap_or("");
+        let members: Vec<&str> = decision["members"]
+            .as_array()
+            .map(|members| members.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let primary_alarm = members.first().copied().unwrap_or(event.alarm_name());
+        let reason = event.state().reason.as_deref().unwrap_or("");
+        let (title, lead) = if action == "updated" {
+            (
+                format!(
+                    "CloudWatch Alarm: {} joined {primary_alarm}",
+                    event.alarm_name()
+                ),
+                format!(
+                    "Correlated alarm: {} entered ALARM in the same episode as {primary_alarm} (group {}).",
+                    event.alarm_name(),
+                    text("groupKey")
+                ),
+            )
+        } else {
+            (
+                format!("CloudWatch Alarm: {primary_alarm} resolved"),
+                format!(
+                    "Resolved: every alarm of the episode ({}) has recovered and stayed quiet; the last to recover was {}.",
+                    members.join(", "),
+                    event.alarm_name()
+                ),
+            )
+        };
+        let mut payload = seed_payload(event, enrichment);
+        payload["incidentId"] = json!(text("primaryIncidentId"));
+        payload["action"] = json!(action);
+        payload["title"] = json!(title);
+        payload["description"] = json!(format!("{lead}\n{}", description(event, reason)));
+        if let Some(data) = payload["data"].as_object_mut() {
+            data.insert(
+                "correlation".to_owned(),
+                json!({
+                    "groupKey": text("groupKey"),
+                    "primaryIncidentId": text("primaryIncidentId"),
+                    "incidentId": event.incident_id().as_str(),
+                    "episode": decision["episode"],
+                    "members": members,
+                }),
+            );
         }
         Self(pyjson::dumps(&payload))
     }
@@ -66,6 +103,37 @@ impl WebhookBody {
         let digest = Sha256::digest(self.as_bytes());
         digest.iter().map(|byte| format!("{byte:02x}")).collect()
     }
+}
+
+/// The seed's payload for `event`, with `enrichment` under `data.enrichment`.
+fn seed_payload(event: &AlarmEvent, enrichment: Option<&Value>) -> Value {
+    let state = event.state();
+    let reason = state.reason.as_deref().unwrap_or("");
+    let mut payload = json!({
+        "eventType": "incident",
+        "incidentId": event.incident_id().as_str(),
+        "action": "created",
+        "priority": "HIGH",
+        "title": format!("CloudWatch Alarm: {}", event.alarm_name()),
+        "description": description(event, reason),
+        "timestamp": event.state_timestamp(),
+        "service": event.alarm_name(),
+        "data": {
+            "metadata": {
+                "alarmName": event.alarm_name(),
+                "region": event.region(),
+                "accountId": event.account(),
+                "newState": state.value.as_str(),
+                "reason": reason,
+                "alarmArn": event.alarm_arn(),
+                "metrics": event.metrics(),
+            }
+        }
+    });
+    if let (Some(enrichment), Some(data)) = (enrichment, payload["data"].as_object_mut()) {
+        data.insert("enrichment".to_owned(), enrichment.clone());
+    }
+    payload
 }
 
 /// The seed's description: five fixed lines, then the first metric when there is one.

@@ -1,6 +1,7 @@
 //! The traits the domain talks to the world through. Each adapter lives in `adapters/`; tests
 //! use fakes of the same traits.
 
+use crate::episode::Episode;
 use crate::event::IncidentId;
 use crate::incident::{Incident, IncidentEvent, IncidentStatus, NewEvent};
 use crate::secret::{SecretError, WebhookConfig};
@@ -162,6 +163,27 @@ pub trait IncidentStore: Send + Sync {
     /// `created_before` ([`crate::incident::timestamp`] format), oldest first.
     async fn outbox(&self, created_before: &str, limit: usize)
     -> Result<Vec<Incident>, StoreError>;
+
+    /// The current episode of `group_key` (`pk = EPISODE#<groupKey>`, `sk = STATE`), strongly
+    /// consistent.
+    async fn episode(&self, group_key: &str) -> Result<Option<Episode>, StoreError>;
+
+    /// Records a Correlate decision in one atomic write: `episode` (when given: created when its
+    /// version is 1, else replacing the stored item on the condition that its version is
+    /// `version - 1`), and `event` appended to the incident with the projection `next`, exactly
+    /// as [`IncidentStore::append`]. If either condition fails, nothing is written and the
+    /// answer is [`StoreError::VersionConflict`]: reread both and decide again. Of any number of
+    /// concurrent decisions based on one episode version, exactly one succeeds.
+    async fn decide(
+        &self,
+        episode: Option<&Episode>,
+        next: &Incident,
+        event: &NewEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Incidents whose correlation names `group_key`, newest first (by `created_at`): every
+    /// episode of one group, for `audit --episode`. Eventually consistent, like the other lists.
+    async fn by_group(&self, group_key: &str, limit: usize) -> Result<Vec<Incident>, StoreError>;
 }
 
 /// Why a workflow execution could not be started.

@@ -7,6 +7,8 @@
 //! that Fail state instead of the delivery. Status-change events arrive at least once, so each
 //! outcome is appended once per (execution, redrive count, status).
 
+use crate::config::CorrelationConfig;
+use crate::correlate;
 use crate::event::IncidentId;
 use crate::incident::{EventType, Incident, IncidentStatus, NewEvent};
 use crate::ports::{Clock, IncidentStore, StoreError};
@@ -37,8 +39,23 @@ impl RecorderError {
     }
 }
 
+/// Everything the recorder Lambda is invoked with: the Correlate and ConfirmResolve states'
+/// input (it has `step`), answered by [`correlate::handle`]; anything else by [`handle`].
+pub async fn invoke(
+    input: &Value,
+    correlation: &CorrelationConfig,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<Value, RecorderError> {
+    if input.get("step").is_some() {
+        correlate::handle(input, correlation, store, clock).await
+    } else {
+        handle(input, store, clock).await
+    }
+}
+
 /// Records what `input` reports: a status-change event (it has `detail-type`) or the Record
-/// state's `{"incidentId", "delivery"}`. Answers `{"incidentId", "status"}`.
+/// state's `{"incidentId", "delivery", "correlation"?}`. Answers `{"incidentId", "status"}`.
 pub async fn handle(
     input: &Value,
     store: &dyn IncidentStore,
@@ -64,15 +81,48 @@ async fn record_delivered(
         .ok_or_else(|| {
             RecorderError::Invalid("`delivery` must be the signer's delivery record".into())
         })?;
+    // What was delivered: `created` (the default, and what executions started before
+    // correlation existed delivered), `updated` or `resolved` (see crate::correlate).
+    let action = input
+        .pointer("/correlation/action")
+        .and_then(Value::as_str)
+        .unwrap_or("created");
+    let status = match action {
+        "updated" => IncidentStatus::Correlated,
+        "resolved" => IncidentStatus::Resolved,
+        _ => IncidentStatus::Delivered,
+    };
     let data = json!({
         "statusCode": delivery.pointer("/attempts").and_then(Value::as_array).and_then(|a| a.last()).and_then(|a| a.get("statusCode")),
         "bodySha256": delivery.get("bodySha256"),
+        "action": action,
     });
-    append_once(store, clock, &id, EventType::Delivered, data, |incident| {
-        incident.status = IncidentStatus::Delivered;
+    let incident = append_once(store, clock, &id, EventType::Delivered, data, |incident| {
+        incident.status = status;
         incident.last_error = None;
     })
-    .await
+    .await?;
+    if status == IncidentStatus::Resolved
+        && let Some(primary) = input
+            .pointer("/correlation/primaryIncidentId")
+            .and_then(Value::as_str)
+            .map(IncidentId::from_raw)
+            .filter(|primary| *primary != id)
+    {
+        let data = json!({ "resolvedBy": id, "groupKey": input.pointer("/correlation/groupKey") });
+        append_once(
+            store,
+            clock,
+            &primary,
+            EventType::Resolved,
+            data,
+            |incident| {
+                incident.status = IncidentStatus::Resolved;
+            },
+        )
+        .await?;
+    }
+    Ok(incident)
 }
 
 async fn record_status_change(

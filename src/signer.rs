@@ -143,6 +143,9 @@ struct DeliverInput {
     /// `{"arn", "retryCount"}` from the context object, for the audit trail.
     #[serde(default)]
     execution: Option<Value>,
+    /// The Correlate (or ConfirmResolve) decision: which body to render (`action`).
+    #[serde(default)]
+    correlation: Option<Value>,
 }
 
 /// Renders the event's body (with the enrichment, when there is one) and delivers it once (the
@@ -161,7 +164,10 @@ pub async fn handle(
         .enriched
         .as_ref()
         .and_then(|enriched| enriched.get("enrichment"));
-    let body = WebhookBody::render_enriched(&event, enrichment);
+    let body = match &input.correlation {
+        Some(decision) => WebhookBody::render_decision(&event, enrichment, decision),
+        None => WebhookBody::render_enriched(&event, enrichment),
+    };
     let incident_id = event.incident_id().as_str();
     let result = deliverer.deliver(&body).await;
     let attempts = match &result {

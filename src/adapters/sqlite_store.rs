@@ -42,6 +42,7 @@
 //! indexes: a file migrated by a newer build still works with an older one, which applies
 //! nothing and ignores what it does not know (the projection JSON tolerates unknown fields).
 
+use crate::episode::Episode;
 use crate::event::IncidentId;
 use crate::incident::{EventType, Incident, IncidentEvent, IncidentStatus, NewEvent, timestamp};
 use crate::ports::{Created, IncidentStore, StoreError};
@@ -92,15 +93,25 @@ const MIGRATIONS: &[&str] = &[
         execution     TEXT NOT NULL
     );
     CREATE INDEX executions_by_status ON executions (status, updated_at);",
+    // 3: episodes (one row per group key, see crate::episode) and incidents by group key.
+    "ALTER TABLE incidents ADD COLUMN group_key TEXT;
+    CREATE INDEX incidents_by_group ON incidents (group_key, created_at)
+        WHERE group_key IS NOT NULL;
+    CREATE TABLE episodes (
+        group_key TEXT NOT NULL PRIMARY KEY,
+        version   INTEGER NOT NULL,
+        episode   TEXT NOT NULL
+    );",
 ];
 
 const INSERT_INCIDENT: &str = "INSERT INTO incidents
-    (incident_id, status, alarm_name, created_at, updated_at, version, projection)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    (incident_id, status, alarm_name, created_at, updated_at, version, projection, group_key)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
     ON CONFLICT (incident_id) DO NOTHING";
 
 const UPDATE_INCIDENT: &str = "UPDATE incidents
-    SET status = ?2, alarm_name = ?3, created_at = ?4, updated_at = ?5, version = ?6, projection = ?7
+    SET status = ?2, alarm_name = ?3, created_at = ?4, updated_at = ?5, version = ?6, projection = ?7,
+        group_key = ?9
     WHERE incident_id = ?1 AND version = ?8";
 
 const INSERT_EVENT: &str =
@@ -122,6 +133,20 @@ const SELECT_BY_ALARM: &str = "SELECT incident_id, projection FROM incidents
     ORDER BY created_at DESC, incident_id DESC LIMIT ?2";
 
 /// The literal `'RECEIVED'` matches the partial index's condition so that SQLite may use it.
+/// `group_key IS NOT NULL` repeats the partial index's condition so that SQLite may use it.
+const SELECT_BY_GROUP: &str = "SELECT incident_id, projection FROM incidents
+    WHERE group_key = ?1 AND group_key IS NOT NULL
+    ORDER BY created_at DESC, incident_id DESC LIMIT ?2";
+
+const SELECT_EPISODE: &str = "SELECT episode FROM episodes WHERE group_key = ?1";
+
+const INSERT_EPISODE: &str =
+    "INSERT INTO episodes (group_key, version, episode) VALUES (?1, ?2, ?3)
+    ON CONFLICT (group_key) DO NOTHING";
+
+const UPDATE_EPISODE: &str =
+    "UPDATE episodes SET version = ?2, episode = ?3 WHERE group_key = ?1 AND version = ?4";
+
 const SELECT_OUTBOX: &str = "SELECT incident_id, projection FROM incidents
     WHERE status = 'RECEIVED' AND created_at < ?1
     ORDER BY created_at ASC, incident_id ASC LIMIT ?2";
@@ -265,6 +290,7 @@ struct IncidentRow {
     updated_at: String,
     version: i64,
     projection: String,
+    group_key: Option<String>,
 }
 
 impl IncidentRow {
@@ -280,9 +306,69 @@ impl IncidentRow {
             updated_at: incident.updated_at.clone(),
             version: to_sql_integer(incident.version, "version", &id)?,
             projection,
+            group_key: incident
+                .correlation
+                .as_ref()
+                .map(|correlation| correlation.group_key.clone()),
             id,
         })
     }
+
+    /// Replaces the row on the condition that its version is `expected`, and appends `event`,
+    /// inside `transaction`.
+    fn append(
+        &self,
+        transaction: &Connection,
+        expected: i64,
+        event: &EventRow,
+    ) -> Result<(), StoreError> {
+        let doing = format!("append to incident {}", self.id);
+        let updated = transaction
+            .prepare_cached(UPDATE_INCIDENT)
+            .and_then(|mut update| {
+                update.execute(params![
+                    self.id,
+                    self.status,
+                    self.alarm_name,
+                    self.created_at,
+                    self.updated_at,
+                    self.version,
+                    self.projection,
+                    expected,
+                    self.group_key,
+                ])
+            })
+            .map_err(sql_error(&doing))?;
+        if updated == 0 {
+            // Dropping the transaction rolls back: nothing was written.
+            return Err(StoreError::VersionConflict(self.id.clone()));
+        }
+        event.insert(transaction, &self.id)
+    }
+}
+
+/// Writes an episode row on the condition that the stored version is one less (or that there
+/// is none, for version 1), inside `transaction`.
+fn write_episode(transaction: &Connection, episode: &Episode) -> Result<(), StoreError> {
+    let key = &episode.group_key;
+    let doing = format!("write the episode of {key}");
+    let text = serde_json::to_string(episode)
+        .map_err(|error| StoreError::Failed(format!("{doing}: {error}")))?;
+    let version = to_sql_integer(episode.version, "episode version", key)?;
+    let written = if episode.version <= 1 {
+        transaction
+            .prepare_cached(INSERT_EPISODE)
+            .and_then(|mut insert| insert.execute(params![key, version, text]))
+    } else {
+        transaction
+            .prepare_cached(UPDATE_EPISODE)
+            .and_then(|mut update| update.execute(params![key, version, text, version - 1]))
+    }
+    .map_err(sql_error(&doing))?;
+    if written == 0 {
+        return Err(StoreError::VersionConflict(format!("episode {key}")));
+    }
+    Ok(())
 }
 
 /// The columns of one `incident_events` row but the incident id.
@@ -425,6 +511,7 @@ impl IncidentStore for SqliteStore {
                         row.updated_at,
                         row.version,
                         row.projection,
+                        row.group_key,
                     ])
                 })
                 .map_err(sql_error(&doing))?;
@@ -459,26 +546,7 @@ impl IncidentStore for SqliteStore {
             let transaction = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_error(&doing))?;
-            let updated = transaction
-                .prepare_cached(UPDATE_INCIDENT)
-                .and_then(|mut update| {
-                    update.execute(params![
-                        row.id,
-                        row.status,
-                        row.alarm_name,
-                        row.created_at,
-                        row.updated_at,
-                        row.version,
-                        row.projection,
-                        expected,
-                    ])
-                })
-                .map_err(sql_error(&doing))?;
-            if updated == 0 {
-                // Dropping the transaction rolls back: nothing was written.
-                return Err(StoreError::VersionConflict(row.id));
-            }
-            event.insert(&transaction, &row.id)?;
+            row.append(&transaction, expected, &event)?;
             transaction.commit().map_err(sql_error(&doing))
         })
         .await
@@ -584,6 +652,64 @@ impl IncidentStore for SqliteStore {
                 "list the outbox",
                 SELECT_OUTBOX,
                 params![created_before, limit],
+            )
+        })
+        .await
+    }
+
+    async fn episode(&self, group_key: &str) -> Result<Option<Episode>, StoreError> {
+        let key = group_key.to_owned();
+        self.with_connection(move |connection| {
+            let doing = format!("read the episode of {key}");
+            let text: Option<String> = connection
+                .prepare_cached(SELECT_EPISODE)
+                .and_then(|mut select| select.query_row([&key], |row| row.get(0)).optional())
+                .map_err(sql_error(&doing))?;
+            text.map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|error| StoreError::Failed(format!("{doing}: {error}")))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn decide(
+        &self,
+        episode: Option<&Episode>,
+        next: &Incident,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        let row = IncidentRow::new(next)?;
+        let Some(expected) = next.version.checked_sub(1) else {
+            return Err(StoreError::VersionConflict(row.id));
+        };
+        let expected = to_sql_integer(expected, "version", &row.id)?;
+        let event = EventRow::new(&row.id, next.event_count, event)?;
+        let episode = episode.cloned();
+        self.with_connection(move |connection| {
+            let doing = format!("record the decision of incident {}", row.id);
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error(&doing))?;
+            if let Some(episode) = &episode {
+                write_episode(&transaction, episode)?;
+            }
+            row.append(&transaction, expected, &event)?;
+            transaction.commit().map_err(sql_error(&doing))
+        })
+        .await
+    }
+
+    async fn by_group(&self, group_key: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        let key = group_key.to_owned();
+        let limit = sql_limit(limit);
+        self.with_connection(move |connection| {
+            read_projections(
+                connection,
+                &format!("list the incidents of {key}"),
+                SELECT_BY_GROUP,
+                params![key, limit],
             )
         })
         .await

@@ -27,7 +27,20 @@ const FAULTS: &str = "503,drop";
 const DEADLINE: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(100);
 
-pub(super) async fn run() -> Result<(), CliError> {
+/// The demo's options: the episode rules, as `serve` takes them. The demo always resolves on
+/// OK (to show it), after a quiet period of 2 s unless `--resolve-quiet` says otherwise.
+#[derive(Debug, clap::Args)]
+pub(super) struct DemoArgs {
+    #[command(flatten)]
+    correlation: super::CorrelationArgs,
+}
+
+/// The demo's quiet period before resolving, unless `--resolve-quiet` is given.
+const DEMO_QUIET: Duration = Duration::from_secs(2);
+
+pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
+    let mut correlation = args.correlation.config(DEMO_QUIET);
+    correlation.resolve_on_ok = true;
     let dir = tempfile::tempdir().map_err(|error| CliError::input("temporary directory", error))?;
     let record_path = dir.path().join("received.jsonl");
     let secret_path = dir.path().join("webhook-secret.json");
@@ -54,6 +67,7 @@ pub(super) async fn run() -> Result<(), CliError> {
         db: db.clone(),
         secret_file: secret_path,
         allow_http_loopback: true,
+        correlation,
     })
     .map_err(|error| CliError::Input(error.to_string()))?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))

@@ -64,7 +64,7 @@ enum Command {
     /// Run a webhook receiver that checks signatures as DevOps Agent does.
     Receiver(receiver::ReceiverArgs),
     /// Run the whole pipeline on sample Network Flow Monitor alarms, through receiver faults, and audit it.
-    Demo,
+    Demo(demo::DemoArgs),
     /// Run the pipeline behind an HTTP intake (POST /events), with durable executions.
     Serve(serve::ServeArgs),
     /// POST an EventBridge event to a running `serve`.
@@ -86,6 +86,52 @@ struct SecretArg {
         value_name = "F"
     )]
     path: PathBuf,
+}
+
+/// The episode rules (see `alarm_relay::episode`): `serve` and `demo` take them.
+#[derive(Debug, Clone, clap::Args)]
+struct CorrelationArgs {
+    /// How long an episode stays open after its last member's transition; 0 turns
+    /// correlation and flap suppression off (every ALARM opens its own investigation).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    correlation_window: u64,
+    /// An episode takes no new members this long after it opened.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    max_episode: u64,
+    /// Send `action: resolved` once every member alarm recovered and stayed quiet.
+    #[arg(long)]
+    resolve_on_ok: bool,
+    /// How long every member must stay recovered before the episode resolves [default: 300;
+    /// for demo 2].
+    #[arg(long, value_name = "SECONDS")]
+    resolve_quiet: Option<u64>,
+    /// Open investigations for alarms inside a CloudWatch mute window too.
+    #[arg(long)]
+    ignore_mute_rules: bool,
+    /// `updated` messages one episode sends at most.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    max_updates_per_episode: u32,
+}
+
+impl CorrelationArgs {
+    /// The rules these options give; `default_quiet` when `--resolve-quiet` is not given.
+    fn config(&self, default_quiet: std::time::Duration) -> crate::config::CorrelationConfig {
+        crate::config::CorrelationConfig {
+            window: std::time::Duration::from_secs(self.correlation_window),
+            max_episode: std::time::Duration::from_secs(self.max_episode),
+            max_updates: self.max_updates_per_episode,
+            resolve_on_ok: self.resolve_on_ok,
+            resolve_quiet: self
+                .resolve_quiet
+                .map_or(default_quiet, std::time::Duration::from_secs),
+            honour_mute_rules: !self.ignore_mute_rules,
+        }
+    }
+
+    /// The rules of `serve` and `redrive` (the template's defaults).
+    fn serve_config(&self) -> crate::config::CorrelationConfig {
+        self.config(crate::config::CorrelationConfig::default().resolve_quiet)
+    }
 }
 
 /// How a command failed, and so its exit code.
@@ -122,7 +168,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => debug::verify(&secret.path, &timestamp, &signature, body_file.as_deref()),
         Command::Audit(args) => audit::run(args).await,
         Command::Receiver(args) => receiver::run(args).await,
-        Command::Demo => demo::run().await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Send(args) => send::run(args).await,
         Command::Redrive(args) => redrive::run(args).await,
@@ -146,7 +192,7 @@ impl Cli {
     /// injected faults would otherwise warn in the middle of its own account of them.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Demo => "error",
+            Command::Demo(_) => "error",
             _ => "warn",
         }
     }

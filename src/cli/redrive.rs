@@ -27,6 +27,9 @@ pub(super) struct RedriveArgs {
     /// Permit an http:// WEBHOOK_URL on loopback (a local receiver).
     #[arg(long)]
     allow_http_loopback: bool,
+    /// The episode rules a redriven Correlate state applies (give serve's).
+    #[command(flatten)]
+    correlation: super::CorrelationArgs,
 }
 
 pub(super) async fn run(args: RedriveArgs) -> Result<(), CliError> {
@@ -36,7 +39,12 @@ pub(super) async fn run(args: RedriveArgs) -> Result<(), CliError> {
             args.db.display()
         )));
     }
-    let pipeline = super::serve::open(args.db, args.secret.path, args.allow_http_loopback)?;
+    let pipeline = super::serve::open(
+        args.db,
+        args.secret.path,
+        args.allow_http_loopback,
+        args.correlation.serve_config(),
+    )?;
     let store = &pipeline.store;
     let failed = |error| CliError::input("store", error);
     let targets: Vec<IncidentId> = match &args.incident {

@@ -2,6 +2,7 @@
 //! when it stops (or is killed) resume at the next start.
 
 use super::CliError;
+use crate::config::CorrelationConfig;
 use crate::engine::pipeline::{Pipeline, PipelineConfig, SWEEP_LIMIT};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,10 +24,17 @@ pub(super) struct ServeArgs {
     /// Permit an http:// WEBHOOK_URL on loopback (a local receiver).
     #[arg(long)]
     allow_http_loopback: bool,
+    #[command(flatten)]
+    correlation: super::CorrelationArgs,
 }
 
 pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
-    let pipeline = open(args.db, args.secret.path, args.allow_http_loopback)?;
+    let pipeline = open(
+        args.db,
+        args.secret.path,
+        args.allow_http_loopback,
+        args.correlation.serve_config(),
+    )?;
     let (resumed, swept) = pipeline
         .recover()
         .await
@@ -54,11 +62,13 @@ pub(super) fn open(
     db: PathBuf,
     secret_file: PathBuf,
     allow_http_loopback: bool,
+    correlation: CorrelationConfig,
 ) -> Result<Pipeline, CliError> {
     let config = PipelineConfig {
         db,
         secret_file,
         allow_http_loopback,
+        correlation,
     };
     Pipeline::open(&config).map_err(|error| CliError::Input(error.to_string()))
 }

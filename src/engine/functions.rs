@@ -2,6 +2,7 @@
 //! engine runs. Each function is found by its name (`signer`, or in an ARN
 //! `…:function:signer[:qualifier]`), the names the engine's DefinitionSubstitutions give them.
 
+use crate::config::CorrelationConfig;
 use crate::delivery::Deliverer;
 use crate::ports::{AlarmSource, Clock, IncidentStore};
 use crate::{enrich, recorder, signer};
@@ -28,6 +29,8 @@ pub struct LocalFunctions {
     pub alarms: Arc<dyn AlarmSource>,
     pub store: Arc<dyn IncidentStore>,
     pub clock: Arc<dyn Clock>,
+    /// The episode rules the recorder's Correlate state applies.
+    pub correlation: CorrelationConfig,
 }
 
 /// A function's name from a name or an ARN, without a version or alias qualifier.
@@ -64,7 +67,7 @@ impl Functions for LocalFunctions {
                     message: error.message,
                 }),
             },
-            RECORDER => recorder::handle(&payload, store, clock)
+            RECORDER => recorder::invoke(&payload, &self.correlation, store, clock)
                 .await
                 .map_err(|error| FunctionError {
                     error_type: error.error_type().to_owned(),

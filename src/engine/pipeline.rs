@@ -5,6 +5,7 @@ use super::functions::LocalFunctions;
 use super::{DEFINITION, Engine, substitutions};
 use crate::adapters::local::{OfflineAlarmSource, SecretFile, SqliteExecutions};
 use crate::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
+use crate::config::CorrelationConfig;
 use crate::delivery::Deliverer;
 use crate::intake::Intake;
 use crate::outbox::{Dispatcher, SweepReport};
@@ -28,6 +29,8 @@ pub struct PipelineConfig {
     pub secret_file: PathBuf,
     /// Permit `http://` webhook URLs on loopback (local receivers only).
     pub allow_http_loopback: bool,
+    /// The episode rules (see [`crate::episode`]).
+    pub correlation: CorrelationConfig,
 }
 
 /// Why the pipeline could not be put together.
@@ -123,6 +126,7 @@ impl Pipeline {
             alarms,
             store: store.clone(),
             clock: clock.clone(),
+            correlation: config.correlation,
         };
         let engine = Engine::new(
             machine,
@@ -132,7 +136,8 @@ impl Pipeline {
             clock.clone(),
         );
         let dispatcher = Dispatcher::new(store.clone(), Arc::new(engine.clone()), clock);
-        let intake = Intake::new(dispatcher.clone(), None);
+        let intake =
+            Intake::new(dispatcher.clone(), None).starting_recoveries(config.correlation.enabled());
         Ok(Self {
             store,
             engine,

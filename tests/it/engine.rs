@@ -1,6 +1,7 @@
 //! The local engine end to end, in-process: `serve`'s HTTP API over the pipeline, a real
 //! receiver on loopback with injected faults, the real definition with its own retry waits.
 
+use alarm_relay::config::CorrelationConfig;
 use alarm_relay::engine::pipeline::{Pipeline, PipelineConfig};
 use alarm_relay::event::IncidentId;
 use alarm_relay::incident::{EventType, IncidentStatus};
@@ -52,6 +53,7 @@ impl Local {
             db: dir.path().join("relay.db"),
             secret_file: dir.path().join("secret.json"),
             allow_http_loopback: true,
+            correlation: CorrelationConfig::default(),
         })
         .unwrap();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -240,6 +242,7 @@ async fn bad_input_is_answered_and_recorded_never_lost() {
         db: local.dir.path().join("relay.db"),
         secret_file: local.dir.path().join("secret.json"),
         allow_http_loopback: true,
+        correlation: CorrelationConfig::default(),
     });
     assert!(
         matches!(

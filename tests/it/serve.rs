@@ -103,10 +103,14 @@ fn secret_file(dir: &Path, receiver: &Receiver, secret: &str) -> PathBuf {
     path
 }
 
-/// The metric fixture for another alarm, so each is its own incident.
+/// The metric fixture for another alarm of another monitor, so each is its own incident and
+/// opens its own episode.
 fn event_for(alarm: &str) -> String {
     let mut event: Value = serde_json::from_str(METRIC).unwrap();
     event["detail"]["alarmName"] = json!(alarm);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["MonitorId"] = json!(
+        format!("arn:aws:networkflowmonitor:us-east-1:123456789012:monitor/{alarm}")
+    );
     event["resources"] = json!([format!(
         "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"
     )]);
@@ -314,12 +318,21 @@ fn workflow_test_runs_the_definition_with_step_functions_local_mocks() {
         &mocks,
         json!({
             "StateMachines": {"incident": {"TestCases": {
-                "HappyPath": {"Enrich": "EnrichOk", "Deliver": "DeliverOk", "Record": "RecordOk"},
-                "TransientThenOk": {"Enrich": "EnrichOk", "Deliver": "DeliverFlaky", "Record": "RecordOk"},
-                "Permanent": {"Enrich": "EnrichOk", "Deliver": "DeliverRefused"},
-                "EnrichDown": {"Enrich": "EnrichFails", "Deliver": "DeliverOk", "Record": "RecordOk"}
+                "HappyPath": {"Enrich": "EnrichOk", "Correlate": "Opened", "Deliver": "DeliverOk", "Record": "RecordOk"},
+                "TransientThenOk": {"Enrich": "EnrichOk", "Correlate": "Opened", "Deliver": "DeliverFlaky", "Record": "RecordOk"},
+                "Permanent": {"Enrich": "EnrichOk", "Correlate": "Opened", "Deliver": "DeliverRefused"},
+                "EnrichDown": {"Enrich": "EnrichFails", "Correlate": "Opened", "Deliver": "DeliverOk", "Record": "RecordOk"},
+                "Flap": {"Enrich": "EnrichOk", "Correlate": "Flapping"},
+                "Resolve": {"Enrich": "EnrichOk", "Correlate": "AllRecovered", "ConfirmResolve": "Resolved", "Deliver": "DeliverOk", "Record": "RecordResolved"},
+                "Reentered": {"Enrich": "EnrichOk", "Correlate": "AllRecovered", "ConfirmResolve": "ResolveCancelled"}
             }}},
             "MockedResponses": {
+                "Opened": {"0": {"Return": {"StatusCode": 200, "Payload": {"decision": "opened", "action": "created"}}}},
+                "Flapping": {"0": {"Return": {"StatusCode": 200, "Payload": {"decision": "flapping", "action": "none"}}}},
+                "AllRecovered": {"0": {"Return": {"StatusCode": 200, "Payload": {"decision": "resolve-pending", "action": "resolve-pending", "quietSeconds": 300}}}},
+                "Resolved": {"0": {"Return": {"StatusCode": 200, "Payload": {"decision": "resolved", "action": "resolved"}}}},
+                "ResolveCancelled": {"0": {"Return": {"StatusCode": 200, "Payload": {"decision": "resolve-cancelled", "action": "none"}}}},
+                "RecordResolved": {"0": {"Return": {"StatusCode": 200, "Payload": {"status": "RESOLVED"}}}},
                 "EnrichOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"metric": {"name": "Timeouts"}}}}},
                 "EnrichFails": {"0": {"Throw": {"Error": "Enrichment.Failed", "Cause": "no CloudWatch"}}},
                 "DeliverOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"bodySha256": "abc"}}}},
@@ -393,6 +406,53 @@ fn workflow_test_runs_the_definition_with_step_functions_local_mocks() {
     assert_eq!(permanent["error"], "Webhook.Permanent");
     assert_eq!(permanent["cause"], "401");
     assert_eq!(task_failures(&permanent), ["Webhook.Permanent"]);
+
+    let entered = |report: &Value| -> Vec<String> {
+        report["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["type"].as_str().unwrap().ends_with("StateEntered"))
+            .map(|event| {
+                event["stateEnteredEventDetails"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let flap = run("Flap");
+    assert_eq!(flap["status"], "SUCCEEDED");
+    assert_eq!(entered(&flap), ["Enrich", "Correlate", "Route", "Done"]);
+    let resolve = run("Resolve");
+    assert_eq!(resolve["status"], "SUCCEEDED", "{resolve}");
+    assert_eq!(
+        entered(&resolve),
+        [
+            "Enrich",
+            "Correlate",
+            "Route",
+            "QuietPeriod",
+            "ConfirmResolve",
+            "IsResolved",
+            "Deliver",
+            "Record"
+        ]
+    );
+    assert_eq!(resolve["output"]["recorded"], json!({"status": "RESOLVED"}));
+    let reentered = run("Reentered");
+    assert_eq!(
+        entered(&reentered),
+        [
+            "Enrich",
+            "Correlate",
+            "Route",
+            "QuietPeriod",
+            "ConfirmResolve",
+            "IsResolved",
+            "Done"
+        ]
+    );
 
     let enrich_down = run("EnrichDown");
     assert_eq!(enrich_down["status"], "SUCCEEDED");

@@ -56,7 +56,7 @@ fn alarm_bytes(alarm_name: &str, state: &str, state_timestamp: &str) -> Vec<u8> 
 fn recorded_from(raw: &[u8], now: &str) -> (Incident, Vec<NewEvent>) {
     let event = AlarmEvent::parse(raw).expect("the fixture is an alarm event");
     let now = at(now);
-    let mut incident = incident::received(&event, raw, now, Some(TTL));
+    let mut incident = incident::received(&event, raw, now, Some(TTL), false);
     let events = vec![NewEvent::new(EventType::Received, now, event.raw().clone())];
     incident.event_count = 1;
     (incident, events)
@@ -661,13 +661,15 @@ async fn sqlite_migration_runs_once_and_two_stores_share_one_file() {
     assert_eq!(
         migrated,
         (
-            2,
+            3,
             vec![
+                "table episodes".to_owned(),
                 "table executions".to_owned(),
                 "index executions_by_status".to_owned(),
                 "table incident_events".to_owned(),
                 "table incidents".to_owned(),
                 "index incidents_by_alarm".to_owned(),
+                "index incidents_by_group".to_owned(),
                 "index incidents_by_status".to_owned(),
                 "index incidents_outbox".to_owned(),
             ]

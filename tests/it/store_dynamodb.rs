@@ -295,7 +295,8 @@ const RAW: &[u8] = include_bytes!("../fixtures/metric-alarm.json");
 /// The fixture's incident (RECEIVED, with a TTL) and its first event.
 fn received() -> (Incident, NewEvent) {
     let event = AlarmEvent::parse(RAW).unwrap();
-    let mut incident = incident::received(&event, RAW, at(0), Some(Duration::from_secs(86_400)));
+    let mut incident =
+        incident::received(&event, RAW, at(0), Some(Duration::from_secs(86_400)), false);
     assert_eq!(
         incident.status,
         IncidentStatus::Received,
@@ -399,6 +400,7 @@ async fn the_table_has_the_documented_keys_indexes_and_ttl() {
         indexes,
         [
             ("ByAlarm".to_owned(), pair("alarmName", "createdAt")),
+            ("ByGroup".to_owned(), pair("groupKey", "createdAt")),
             ("ByStatus".to_owned(), pair("status", "updatedAt")),
             ("Outbox".to_owned(), pair("outbox", "createdAt")),
         ]

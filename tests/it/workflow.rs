@@ -127,10 +127,11 @@ fn enrichment_failure_never_blocks_delivery() {
     let enrich = state(&definition, "Enrich");
     let catch = &enrich["Catch"][0];
     assert_eq!(catch["ErrorEquals"], json!(["States.ALL"]));
-    assert_eq!(catch["Next"], "Deliver");
+    assert_eq!(catch["Next"], "Correlate");
+    assert_eq!(enrich["Next"], "Correlate");
     assert_eq!(
         catch["ResultPath"], enrich["ResultPath"],
-        "both paths leave $.enriched for Deliver"
+        "both paths leave $.enriched for Correlate and Deliver"
     );
     assert_eq!(definition["StartAt"], "Enrich");
     assert_eq!(state(&definition, "Record")["End"], true);

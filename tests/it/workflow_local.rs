@@ -1,6 +1,7 @@
 //! The moto scenarios again on the local engine: the same definition, the same handlers, the
 //! same receiver faults; `workflow_moto` checks that both interpreters take the same path.
 
+use alarm_relay::config::CorrelationConfig;
 use alarm_relay::engine::pipeline::{Pipeline, PipelineConfig};
 use alarm_relay::event::IncidentId;
 use alarm_relay::ports::AlarmSource;
@@ -48,6 +49,7 @@ pub(crate) async fn run_local(
         db: dir.path().join("relay.db"),
         secret_file: secret_path,
         allow_http_loopback: true,
+        correlation: CorrelationConfig::default(),
     };
     let pipeline = match alarms {
         Some(alarms) => Pipeline::open_with(&config, alarms),

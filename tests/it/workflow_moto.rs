@@ -10,6 +10,7 @@ use crate::workflow_local::{LocalRun, run_local};
 use alarm_relay::adapters::aws::CloudWatchAlarmSource;
 use alarm_relay::adapters::local::SecretFile;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
+use alarm_relay::config::CorrelationConfig;
 use alarm_relay::delivery::Deliverer;
 use alarm_relay::event::IncidentId;
 use alarm_relay::incident::{EventType, IncidentStatus};
@@ -137,9 +138,14 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
             handler(move |input| {
                 let store = recorder_store.clone();
                 async move {
-                    recorder::handle(&input, store.as_ref(), &SystemClock)
-                        .await
-                        .map_err(|error| (error.error_type().to_owned(), error.to_string()))
+                    recorder::invoke(
+                        &input,
+                        &CorrelationConfig::default(),
+                        store.as_ref(),
+                        &SystemClock,
+                    )
+                    .await
+                    .map_err(|error| (error.error_type().to_owned(), error.to_string()))
                 }
             }),
         ),
@@ -308,8 +314,11 @@ async fn status(run: &Run) -> IncidentStatus {
 async fn success_enriches_delivers_and_records() {
     let run = run("", "workflow-secret", Enricher::Works).await;
     assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.error);
-    assert_eq!(entered_states(&run), ["Enrich", "Deliver", "Record"]);
-    assert_eq!(run.calls, ["enricher", "signer", "recorder"]);
+    assert_eq!(
+        entered_states(&run),
+        ["Enrich", "Correlate", "Route", "Deliver", "Record"]
+    );
+    assert_eq!(run.calls, ["enricher", "recorder", "signer", "recorder"]);
     assert_agrees(&run, &run_local("", "workflow-secret", None).await);
     assert_eq!(run.received.len(), 1);
     assert_eq!(run.received[0]["signatureValid"], true);
@@ -327,6 +336,7 @@ async fn success_enriches_delivers_and_records() {
             EventType::Received,
             EventType::ExecutionStarted,
             EventType::Enriched,
+            EventType::Correlated,
             EventType::DeliveryAttempted,
             EventType::Delivered
         ]
@@ -371,7 +381,7 @@ async fn a_permanent_failure_fails_the_execution_at_deliver() {
     assert_eq!(run.error.as_deref(), Some("Webhook.Permanent"));
     assert_eq!(
         entered_states(&run),
-        ["Enrich", "Deliver"],
+        ["Enrich", "Correlate", "Route", "Deliver"],
         "no Catch: it fails at Deliver, for redrive"
     );
     assert_eq!(
@@ -384,7 +394,11 @@ async fn a_permanent_failure_fails_the_execution_at_deliver() {
         2,
         "one attempt plus one after rereading the secret"
     );
-    assert!(!run.calls.contains(&"recorder".to_owned()));
+    assert_eq!(
+        run.calls.last().map(String::as_str),
+        Some("signer"),
+        "Record never ran (the recorder ran only for Correlate)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,7 +410,10 @@ async fn an_enrichment_failure_still_delivers() {
         &run,
         &run_local("", "workflow-secret", Some(unreachable)).await,
     );
-    assert_eq!(entered_states(&run), ["Enrich", "Deliver", "Record"]);
+    assert_eq!(
+        entered_states(&run),
+        ["Enrich", "Correlate", "Route", "Deliver", "Record"]
+    );
     assert_eq!(
         task_failures(&run),
         ["Enrichment.Throttled"; 4],

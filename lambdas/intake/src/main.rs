@@ -2,7 +2,7 @@
 //! started. Wiring only; the logic is `alarm_relay::intake::Intake`.
 
 use alarm_relay::adapters::aws::dispatcher;
-use alarm_relay::config::IntakeConfig;
+use alarm_relay::config::{CorrelationConfig, IntakeConfig};
 use alarm_relay::intake::Intake;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -12,7 +12,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = IntakeConfig::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let intake = Intake::new(dispatcher(&config, &aws), config.ttl);
+    let correlation = CorrelationConfig::from_env()?;
+    let intake = Intake::new(dispatcher(&config, &aws), config.ttl)
+        .starting_recoveries(correlation.enabled());
     let intake = &intake;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         intake

@@ -28,6 +28,13 @@
 //! | `ByStatus` | `status` | `updatedAt` | every projection |
 //! | `ByAlarm` | `alarmName` | `createdAt` | projections with an alarm (not rejected inputs) |
 //! | `Outbox` | `outbox` | `createdAt` | RECEIVED projections only |
+//! | `ByGroup` | `groupKey` | `createdAt` | projections the Correlate state decided on |
+//!
+//! - **EPISODE item** (`pk = EPISODE#<groupKey>`, `sk = STATE`): the current
+//!   [`Episode`] of one group key under its serde names (`groupKey`, `number`,
+//!   `primaryIncidentId`, `openedAt`, `lastTransitionAt`, `members`, `updates`,
+//!   `resolvePending`?, `resolvedAt`?, `version`). The STATE item of a decided incident carries
+//!   `groupKey` (copied from its `correlation`), which makes `ByGroup` a sparse index.
 //!
 //! # Writes
 //!
@@ -35,6 +42,8 @@
 //! `attribute_not_exists(pk)`. A `ConditionalCheckFailed` cancellation means the incident exists:
 //! its projection is read back (consistent read) and returned. `append` is one transaction too:
 //! the STATE item on `version = :expected` and the new EVENT item on `attribute_not_exists(pk)`.
+//! `decide` adds the EPISODE item to `append`'s transaction, first, on `attribute_not_exists(pk)`
+//! for a new episode item or `version = :expected`.
 //! Transactions cancelled by `TransactionConflict` (another transaction on the same items) are
 //! retried a few times with jittered backoff, then reported as [`StoreError::Unavailable`]. Every
 //! transaction carries a fresh `ClientRequestToken`, so the SDK's own retry of a transaction that
@@ -77,6 +86,16 @@
 //!   --expression-attribute-values '{":a":{"S":"NFM-Alarm-EKS-DB"}}'
 //! ```
 //!
+//! Every incident of one episode's group, newest first (`by_group`), and the episode itself:
+//!
+//! ```text
+//! aws dynamodb query --table-name T --index-name ByGroup --no-scan-index-forward \
+//!   --key-condition-expression 'groupKey = :g' \
+//!   --expression-attribute-values '{":g":{"S":"monitor:arn:aws:networkflowmonitor:us-east-1:111122223333:monitor/eks-db"}}'
+//! aws dynamodb get-item --table-name T --consistent-read \
+//!   --key '{"pk":{"S":"EPISODE#monitor:arn:aws:networkflowmonitor:us-east-1:111122223333:monitor/eks-db"},"sk":{"S":"STATE"}}'
+//! ```
+//!
 //! Recorded but never started, oldest first (`outbox`):
 //!
 //! ```text
@@ -85,6 +104,7 @@
 //!   --expression-attribute-values '{":p":{"S":"PENDING"},":t":{"S":"2026-11-24T00:00:00.000Z"}}'
 //! ```
 
+use crate::episode::Episode;
 use crate::event::IncidentId;
 use crate::incident::{EventType, Incident, IncidentEvent, IncidentStatus, NewEvent};
 use crate::ports::{Created, IncidentStore, StoreError};
@@ -118,6 +138,8 @@ pub const BY_STATUS_INDEX: &str = "ByStatus";
 pub const BY_ALARM_INDEX: &str = "ByAlarm";
 /// The sparse index of RECEIVED projections by `outbox`, range `createdAt`.
 pub const OUTBOX_INDEX: &str = "Outbox";
+/// The sparse index of decided projections by `groupKey`, range `createdAt`.
+pub const BY_GROUP_INDEX: &str = "ByGroup";
 /// The value of `outbox` while an incident waits to be started.
 pub const OUTBOX_PENDING: &str = "PENDING";
 /// The TTL attribute.
@@ -187,7 +209,8 @@ impl DynamoDbStore {
             .key_schema(key("sk", KeyType::Range)?)
             .global_secondary_indexes(index(BY_STATUS_INDEX, "status", "updatedAt")?)
             .global_secondary_indexes(index(BY_ALARM_INDEX, "alarmName", "createdAt")?)
-            .global_secondary_indexes(index(OUTBOX_INDEX, "outbox", "createdAt")?);
+            .global_secondary_indexes(index(OUTBOX_INDEX, "outbox", "createdAt")?)
+            .global_secondary_indexes(index(BY_GROUP_INDEX, "groupKey", "createdAt")?);
         for name in [
             "pk",
             "sk",
@@ -196,6 +219,7 @@ impl DynamoDbStore {
             "alarmName",
             "createdAt",
             "outbox",
+            "groupKey",
         ] {
             request = request.attribute_definitions(string(name)?);
         }
@@ -309,6 +333,55 @@ impl DynamoDbStore {
         ))))
     }
 
+    /// `append`, with the EPISODE item written first in the same transaction when given.
+    async fn append_with(
+        &self,
+        episode: Option<&Episode>,
+        next: &Incident,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        let expected = next.version.checked_sub(1).filter(|_| next.event_count > 0);
+        let Some(expected) = expected else {
+            return Err(StoreError::Failed(format!(
+                "incident {}: append needs version >= 1 and event_count >= 1 (use Incident::advance)",
+                next.incident_id
+            )));
+        };
+        let mut items = Vec::with_capacity(3);
+        if let Some(episode) = episode {
+            items.push(match episode.version.checked_sub(1).filter(|v| *v > 0) {
+                None => self.put(episode_item(episode)?, NOT_EXISTS, None)?,
+                Some(version) => {
+                    self.put(episode_item(episode)?, "version = :expected", Some(version))?
+                }
+            });
+        }
+        let conditional = items.len() + 1;
+        items.push(self.put(state_item(next)?, "version = :expected", Some(expected))?);
+        items.push(self.put(event_item(next, next.event_count, event)?, NOT_EXISTS, None)?);
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(Transaction::Cancelled(codes))
+                if codes
+                    .iter()
+                    .take(conditional)
+                    .any(|code| code == CONDITION_FAILED) =>
+            {
+                Err(StoreError::VersionConflict(next.incident_id.to_string()))
+            }
+            Err(Transaction::Cancelled(codes))
+                if codes.iter().any(|code| code == CONDITION_FAILED) =>
+            {
+                Err(StoreError::Failed(format!(
+                    "incident {}: event {} exists although the version matched (event_count out of step)",
+                    next.incident_id, next.event_count
+                )))
+            }
+            Err(Transaction::Cancelled(codes)) => Err(cancelled(&next.incident_id, &codes)),
+            Err(Transaction::Store(error)) => Err(error),
+        }
+    }
+
     async fn get_state(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
         let output = self
             .client
@@ -417,35 +490,7 @@ impl IncidentStore for DynamoDbStore {
     }
 
     async fn append(&self, next: &Incident, event: &NewEvent) -> Result<(), StoreError> {
-        let expected = next.version.checked_sub(1).filter(|_| next.event_count > 0);
-        let Some(expected) = expected else {
-            return Err(StoreError::Failed(format!(
-                "incident {}: append needs version >= 1 and event_count >= 1 (use Incident::advance)",
-                next.incident_id
-            )));
-        };
-        let items = vec![
-            self.put(state_item(next)?, "version = :expected", Some(expected))?,
-            self.put(event_item(next, next.event_count, event)?, NOT_EXISTS, None)?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => Ok(()),
-            Err(Transaction::Cancelled(codes))
-                if codes.first().map(String::as_str) == Some(CONDITION_FAILED) =>
-            {
-                Err(StoreError::VersionConflict(next.incident_id.to_string()))
-            }
-            Err(Transaction::Cancelled(codes))
-                if codes.iter().any(|code| code == CONDITION_FAILED) =>
-            {
-                Err(StoreError::Failed(format!(
-                    "incident {}: event {} exists although the version matched (event_count out of step)",
-                    next.incident_id, next.event_count
-                )))
-            }
-            Err(Transaction::Cancelled(codes)) => Err(cancelled(&next.incident_id, &codes)),
-            Err(Transaction::Store(error)) => Err(error),
-        }
+        self.append_with(None, next, event).await
     }
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
@@ -522,6 +567,51 @@ impl IncidentStore for DynamoDbStore {
             .expression_attribute_values(":p", AttributeValue::S(OUTBOX_PENDING.into()))
             .expression_attribute_values(":t", AttributeValue::S(created_before.into()))
             .scan_index_forward(true);
+        self.query_incidents(query, limit).await
+    }
+
+    async fn episode(&self, group_key: &str) -> Result<Option<Episode>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(episode_key(group_key)))
+            .key("sk", AttributeValue::S(STATE_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| classify("GetItem", &error))?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|_| {
+                    StoreError::Failed(format!("the EPISODE item of {group_key} is malformed"))
+                })
+            })
+            .transpose()
+    }
+
+    async fn decide(
+        &self,
+        episode: Option<&Episode>,
+        next: &Incident,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
+        self.append_with(episode, next, event).await
+    }
+
+    async fn by_group(&self, group_key: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        if group_key.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_GROUP_INDEX)
+            .key_condition_expression("groupKey = :g")
+            .expression_attribute_values(":g", AttributeValue::S(group_key.into()))
+            .scan_index_forward(false);
         self.query_incidents(query, limit).await
     }
 }
@@ -634,6 +724,26 @@ fn partition_key(id: &IncidentId) -> String {
     format!("INCIDENT#{id}")
 }
 
+fn episode_key(group_key: &str) -> String {
+    format!("EPISODE#{group_key}")
+}
+
+/// The EPISODE item of an episode.
+fn episode_item(episode: &Episode) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(episode).map_err(|_| {
+        StoreError::Failed(format!(
+            "the episode of {} does not map to a DynamoDB item",
+            episode.group_key
+        ))
+    })?;
+    item.insert(
+        "pk".into(),
+        AttributeValue::S(episode_key(&episode.group_key)),
+    );
+    item.insert("sk".into(), AttributeValue::S(STATE_SK.into()));
+    Ok(item)
+}
+
 fn event_sort_key(seq: u64) -> String {
     format!("{EVENT_SK_PREFIX}{seq:010}")
 }
@@ -656,6 +766,12 @@ fn state_item(incident: &Incident) -> Result<Item, StoreError> {
     }
     if incident.in_outbox() {
         item.insert("outbox".into(), AttributeValue::S(OUTBOX_PENDING.into()));
+    }
+    if let Some(correlation) = &incident.correlation {
+        item.insert(
+            "groupKey".into(),
+            AttributeValue::S(correlation.group_key.clone()),
+        );
     }
     Ok(item)
 }

@@ -1,0 +1,293 @@
+//! The Correlate and ConfirmResolve states of the workflow: which episode an alarm transition
+//! belongs to, and whether its investigation is opened, updated, left alone or resolved (the
+//! rules are [`crate::episode`]'s). The recorder Lambda runs both (they are bookkeeping on the
+//! incident table, like Record), and so does the local engine.
+//!
+//! Input is `{"step": "Correlate" | "ConfirmResolve", "incidentId", "event", "enriched"?}`;
+//! the answer is the decision (see [`handle`]), which the state machine's Choice routes on
+//! (`action`) and the Deliver state renders. Each decision is recorded once, in the same
+//! conditional write as the episode it changes: a retried or redriven state finds it in the
+//! incident's log and answers it again, so a replay decides the same way.
+
+use crate::config::CorrelationConfig;
+use crate::episode::{self, Confirmation, Decision, Episode, Transition};
+use crate::event::{AlarmEvent, IncidentId};
+use crate::incident::{Correlation, EventType, Incident, IncidentStatus, NewEvent};
+use crate::ports::{Clock, IncidentStore, StoreError};
+use crate::recorder::RecorderError;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// The `step` of the Correlate state.
+pub const CORRELATE: &str = "Correlate";
+/// The `step` of the ConfirmResolve state.
+pub const CONFIRM_RESOLVE: &str = "ConfirmResolve";
+/// How often a decision is taken again after another writer changed the episode or the
+/// incident first, before giving up (as retryable).
+const MAX_DECISION_ATTEMPTS: usize = 20;
+
+/// The states' input; other fields are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StepInput {
+    step: String,
+    incident_id: String,
+    event: Value,
+    /// The Enrich state's result: `{"enrichment": {…, "tags"}}`, or a caught error.
+    #[serde(default)]
+    enriched: Option<Value>,
+}
+
+/// Runs the step `input` names. Answers the decision: `{"step", "decision", "action",
+/// "groupKey", "groupedBy", "primaryIncidentId", "incidentId", "episode", "members"}`, plus
+/// `reason`, `mutedBy` or `quietSeconds` where they apply. `action` is `created` or `updated`
+/// (deliver), `resolve-pending` (wait `quietSeconds`, then ConfirmResolve), `resolved`
+/// (deliver the resolve) or `none`.
+pub async fn handle(
+    input: &Value,
+    config: &CorrelationConfig,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<Value, RecorderError> {
+    let input: StepInput = serde_json::from_value(input.clone())
+        .map_err(|error| RecorderError::Invalid(format!("{CORRELATE} input: {error}")))?;
+    let event = AlarmEvent::from_value(input.event)
+        .map_err(|error| RecorderError::Invalid(format!("{} input: event: {error}", input.step)))?;
+    let id = IncidentId::from_raw(input.incident_id);
+    let tags = input
+        .enriched
+        .as_ref()
+        .and_then(|enriched| enriched.pointer("/enrichment/tags"));
+    let decision = match input.step.as_str() {
+        CORRELATE => correlate(&id, &event, tags, config, store, clock).await?,
+        CONFIRM_RESOLVE => confirm(&id, store, clock).await?,
+        other => {
+            return Err(RecorderError::Invalid(format!(
+                "unknown step {other:?}: expected {CORRELATE} or {CONFIRM_RESOLVE}"
+            )));
+        }
+    };
+    tracing::info!(
+        incident_id = id.as_str(),
+        step = input.step,
+        decision = decision["decision"].as_str(),
+        action = decision["action"].as_str(),
+        group_key = decision["groupKey"].as_str(),
+        "correlation decided"
+    );
+    Ok(decision)
+}
+
+/// The decision `step` already recorded for the incident, if any.
+async fn recorded(
+    store: &dyn IncidentStore,
+    id: &IncidentId,
+    step: &str,
+) -> Result<Option<Value>, StoreError> {
+    Ok(store
+        .events(id)
+        .await?
+        .into_iter()
+        .find(|event| event.kind == EventType::Correlated && event.data["step"] == step)
+        .map(|event| event.data))
+}
+
+async fn current(store: &dyn IncidentStore, id: &IncidentId) -> Result<Incident, RecorderError> {
+    store
+        .get(id)
+        .await?
+        .ok_or_else(|| RecorderError::Invalid(format!("no incident {id}")))
+}
+
+fn grouped_by(group_key: &str) -> &'static str {
+    match group_key.split_once(':').map(|(kind, _)| kind) {
+        Some("group") => "tag",
+        Some("monitor") => "monitor",
+        _ => "alarm",
+    }
+}
+
+async fn correlate(
+    id: &IncidentId,
+    event: &AlarmEvent,
+    tags: Option<&Value>,
+    config: &CorrelationConfig,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<Value, RecorderError> {
+    let group_key = episode::group_key(event, tags);
+    let transition =
+        Transition::of(event).map_err(|error| RecorderError::Invalid(error.to_string()))?;
+    for _ in 0..MAX_DECISION_ATTEMPTS {
+        if let Some(decision) = recorded(store, id, CORRELATE).await? {
+            return Ok(decision);
+        }
+        let stored = store.episode(&group_key).await?;
+        let incident = current(store, id).await?;
+        let (decision, write) = episode::decide(config, &group_key, stored.as_ref(), &transition);
+        // The episode the incident is part of: the one written, or the one that stays.
+        let episode = write.as_ref().or(stored.as_ref()).filter(|_| {
+            !matches!(decision, Decision::Uncorrelated | Decision::Muted { .. })
+                && !matches!(decision, Decision::Ignored { .. })
+        });
+        let mut data = decision_data(CORRELATE, id, &group_key, episode);
+        data.insert("decision".into(), json!(decision.name()));
+        data.insert("action".into(), json!(decision.action()));
+        match &decision {
+            Decision::Muted { rule } => {
+                data.insert("mutedBy".into(), json!(rule));
+            }
+            Decision::Ignored { reason } => {
+                data.insert("reason".into(), json!(reason));
+            }
+            Decision::Recovered { resolve: true } => {
+                data.insert("quietSeconds".into(), json!(config.resolve_quiet.as_secs()));
+            }
+            Decision::UpdateLimit => {
+                data.insert(
+                    "reason".into(),
+                    json!(format!(
+                        "the episode sent its {} updates (or tracks {} alarms) already",
+                        config.max_updates,
+                        episode::MAX_MEMBERS
+                    )),
+                );
+            }
+            _ => {}
+        }
+        if tags.is_none() {
+            data.insert(
+                "note".into(),
+                json!("no alarm tags (enrichment failed or found no alarm): grouped without them"),
+            );
+        }
+        let now = clock.now();
+        let mut next = incident.advance(now);
+        next.correlation = Some(correlation(&data));
+        match decision {
+            Decision::Flapping | Decision::UpdateLimit => {
+                next.status = IncidentStatus::Suppressed;
+            }
+            Decision::Muted { .. } => next.status = IncidentStatus::Muted,
+            Decision::Recovered { .. } | Decision::Ignored { .. } => {
+                next.status = IncidentStatus::Ignored;
+            }
+            Decision::Uncorrelated | Decision::Opened | Decision::Joined => {}
+        }
+        let data = Value::Object(data);
+        let log = NewEvent::new(EventType::Correlated, now, data.clone());
+        match store.decide(write.as_ref(), &next, &log).await {
+            Ok(()) => return Ok(data),
+            Err(StoreError::VersionConflict(_)) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(contended(id))
+}
+
+async fn confirm(
+    id: &IncidentId,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<Value, RecorderError> {
+    for _ in 0..MAX_DECISION_ATTEMPTS {
+        if let Some(decision) = recorded(store, id, CONFIRM_RESOLVE).await? {
+            return Ok(decision);
+        }
+        let incident = current(store, id).await?;
+        let group_key = incident
+            .correlation
+            .as_ref()
+            .map(|correlation| correlation.group_key.clone())
+            .ok_or_else(|| {
+                RecorderError::Invalid(format!(
+                    "incident {id} has no correlation: {CONFIRM_RESOLVE} runs after {CORRELATE}"
+                ))
+            })?;
+        let stored = store.episode(&group_key).await?;
+        let now = clock.now();
+        let (confirmation, write) = episode::confirm_resolve(stored.as_ref(), id, now);
+        let mut data = decision_data(CONFIRM_RESOLVE, id, &group_key, stored.as_ref());
+        match &confirmation {
+            Confirmation::Resolved => {
+                data.insert("decision".into(), json!("resolved"));
+                data.insert("action".into(), json!("resolved"));
+            }
+            Confirmation::Cancelled { reason } => {
+                data.insert("decision".into(), json!("resolve-cancelled"));
+                data.insert("action".into(), json!("none"));
+                data.insert("reason".into(), json!(reason));
+            }
+        }
+        let mut next = incident.advance(now);
+        if let Some(correlation) = &mut next.correlation {
+            correlation.decision = data["decision"].as_str().unwrap_or_default().to_owned();
+        }
+        let data = Value::Object(data);
+        let log = NewEvent::new(EventType::Correlated, now, data.clone());
+        match store.decide(write.as_ref(), &next, &log).await {
+            Ok(()) => return Ok(data),
+            Err(StoreError::VersionConflict(_)) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(contended(id))
+}
+
+fn contended(id: &IncidentId) -> RecorderError {
+    RecorderError::Store(StoreError::Unavailable(format!(
+        "incident {id}: its episode kept changing under {MAX_DECISION_ATTEMPTS} attempts"
+    )))
+}
+
+/// The fields every decision carries; without an episode the incident is its own primary.
+fn decision_data(
+    step: &str,
+    id: &IncidentId,
+    group_key: &str,
+    episode: Option<&Episode>,
+) -> Map<String, Value> {
+    let mut data = Map::new();
+    data.insert("step".into(), json!(step));
+    data.insert("groupKey".into(), json!(group_key));
+    data.insert("groupedBy".into(), json!(grouped_by(group_key)));
+    data.insert(
+        "primaryIncidentId".into(),
+        json!(episode.map_or(id, |episode| &episode.primary_incident_id)),
+    );
+    data.insert("incidentId".into(), json!(id));
+    data.insert(
+        "episode".into(),
+        json!(episode.map(|episode| episode.number)),
+    );
+    data.insert(
+        "members".into(),
+        json!(episode.map(Episode::member_names).unwrap_or_default()),
+    );
+    data
+}
+
+fn correlation(data: &Map<String, Value>) -> Correlation {
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Correlation {
+        group_key: text("groupKey"),
+        primary_incident_id: IncidentId::from_raw(text("primaryIncidentId")),
+        decision: text("decision"),
+        members: data
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|members| {
+                members
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
