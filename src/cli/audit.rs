@@ -1,9 +1,10 @@
 //! `audit`: the operators' questions over the incident store — one incident's history, the
-//! incidents in a status, one alarm's incidents — on the local SQLite file (`--db`) or the
+//! incidents in a status, one alarm's incidents, one episode group's incidents — on the local SQLite file (`--db`) or the
 //! DynamoDB table (`--table`, with the usual AWS credentials and region).
 
 use super::{CliError, write_stdout};
 use crate::adapters::local::SqliteExecutions;
+use crate::episode::Episode;
 use crate::event::IncidentId;
 use crate::incident::{Incident, IncidentEvent, IncidentStatus};
 use crate::ports::IncidentStore;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("store").required(true).args(["db", "table"])))]
-#[command(group(clap::ArgGroup::new("query").args(["incident", "status", "alarm"])))]
+#[command(group(clap::ArgGroup::new("query").args(["incident", "status", "alarm", "episode"])))]
 pub(super) struct AuditArgs {
     /// The local SQLite store (what `serve` and `demo` write).
     #[arg(long, value_name = "PATH")]
@@ -25,12 +26,18 @@ pub(super) struct AuditArgs {
     /// One incident: its projection and its whole event log.
     #[arg(long, value_name = "ID")]
     incident: Option<String>,
-    /// Incidents in a status (RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED), newest first.
+    /// Incidents in a status (RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED,
+    /// CORRELATED, SUPPRESSED, MUTED, RESOLVED), newest first.
     #[arg(long, value_name = "S")]
     status: Option<String>,
     /// One alarm's incidents, newest first.
     #[arg(long, value_name = "NAME")]
     alarm: Option<String>,
+    /// The current episode of a group key (`monitor:…`, `group:…`, `alarm:…`, as
+    /// `GET /incidents/{id}` shows it under `correlation`) and every incident of the group,
+    /// newest first.
+    #[arg(long, value_name = "GROUP_KEY")]
+    episode: Option<String>,
     /// With --status: only incidents updated at or after this RFC 3339 time.
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
@@ -83,6 +90,25 @@ pub(super) async fn run(args: AuditArgs) -> Result<(), CliError> {
             )
         } else {
             describe(&incident, &events, &history)
+        };
+        return write_stdout(text.as_bytes());
+    }
+    if let Some(group_key) = &args.episode {
+        let episode = store.episode(group_key).await.map_err(failed)?;
+        let incidents = store
+            .by_group(group_key, args.limit)
+            .await
+            .map_err(failed)?;
+        if episode.is_none() && incidents.is_empty() {
+            return Err(CliError::Failed(format!("no episode of {group_key}")));
+        }
+        let text = if args.json {
+            format!(
+                "{}\n",
+                json!({ "episode": episode, "incidents": incidents })
+            )
+        } else {
+            describe_episode(episode.as_ref(), &incidents)
         };
         return write_stdout(text.as_bytes());
     }
@@ -162,12 +188,58 @@ fn list(incidents: &[Incident]) -> String {
     }
     let mut out = String::new();
     for incident in incidents {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{}  {:<9}  {}",
+            "{}  {:<10}  {}",
             incident.updated_at, incident.status, incident.incident_id
         );
+        if let Some(correlation) = &incident.correlation {
+            let _ = write!(out, "  ({})", correlation.decision);
+        }
+        out.push('\n');
     }
+    out
+}
+
+/// A group's current episode and its incidents, for people.
+fn describe_episode(episode: Option<&Episode>, incidents: &[Incident]) -> String {
+    let mut out = String::new();
+    if let Some(episode) = episode {
+        let state = match (&episode.resolved_at, &episode.resolve_pending) {
+            (Some(at), _) => format!("resolved at {}", crate::incident::timestamp(*at)),
+            (None, Some(by)) => format!("resolving (quiet period of {by})"),
+            (None, None) => "open or expired (by event time)".to_owned(),
+        };
+        let _ = writeln!(out, "episode    {} #{}: {state}", episode.group_key, episode.number);
+        let _ = writeln!(
+            out,
+            "primary    {} ({})",
+            episode.primary_incident_id, episode.primary_alarm_name
+        );
+        let _ = writeln!(
+            out,
+            "opened     {}, last transition {}, {} update(s)",
+            crate::incident::timestamp(episode.opened_at),
+            crate::incident::timestamp(episode.last_transition_at),
+            episode.updates
+        );
+        let _ = writeln!(out, "members");
+        for member in &episode.members {
+            let _ = writeln!(
+                out,
+                "  {:<8} {}  last ALARM {}{}",
+                if member.in_alarm() { "ALARM" } else { "OK" },
+                member.alarm_name,
+                crate::incident::timestamp(member.last_alarm_at),
+                member
+                    .last_ok_at
+                    .map(|at| format!(", last OK {}", crate::incident::timestamp(at)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let _ = writeln!(out, "incidents (newest first)");
+    out.push_str(&list(incidents));
     out
 }
 
@@ -190,6 +262,16 @@ pub(super) fn describe(incident: &Incident, events: &[IncidentEvent], history: &
             out,
             "state      {} at {} (account {}, {})",
             incident.state_value, incident.state_timestamp, incident.account, incident.region
+        );
+    }
+    if let Some(correlation) = &incident.correlation {
+        let _ = writeln!(
+            out,
+            "episode    {} ({}; primary {}; members {})",
+            correlation.group_key,
+            correlation.decision,
+            correlation.primary_incident_id,
+            correlation.members.join(", ")
         );
     }
     if let Some(arn) = &incident.execution_arn {
