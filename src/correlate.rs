@@ -212,6 +212,13 @@ async fn confirm(
             Confirmation::Resolved => {
                 data.insert("decision".into(), json!("resolved"));
                 data.insert("action".into(), json!("resolved"));
+                // The signer sends `resolved` after each member's own message.
+                let members: Vec<&IncidentId> = stored
+                    .iter()
+                    .flat_map(|episode| &episode.members)
+                    .map(|member| &member.incident_id)
+                    .collect();
+                data.insert("memberIncidents".into(), json!(members));
             }
             Confirmation::Cancelled { reason } => {
                 data.insert("decision".into(), json!("resolve-cancelled"));
@@ -289,5 +296,179 @@ fn correlation(data: &Map<String, Value>) -> Correlation {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::SqliteStore;
+    use crate::intake::Intake;
+    use crate::outbox::Dispatcher;
+    use crate::testing::{FakeStarter, FixedClock};
+    use std::sync::Arc;
+
+    const METRIC: &str = include_str!("../tests/fixtures/metric-alarm.json");
+
+    /// The fixture as alarm `alarm` of the same monitor, in `state` at `at`.
+    fn event(alarm: &str, state: &str, at: &str) -> Value {
+        let mut event: Value = serde_json::from_str(METRIC).unwrap();
+        event["detail"]["alarmName"] = json!(alarm);
+        event["resources"] = json!([format!("arn:aws:cloudwatch:us-east-1:1:alarm:{alarm}")]);
+        event["detail"]["state"]["value"] = json!(state);
+        event["detail"]["state"]["timestamp"] = json!(at);
+        event
+    }
+
+    /// Records `event` through intake (correlation on) and runs `step` on it.
+    async fn step(store: &Arc<SqliteStore>, event: &Value, step: &str) -> Value {
+        let clock = Arc::new(FixedClock::at("2026-11-24T10:30:00Z"));
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Arc::new(FakeStarter::default()),
+            clock.clone(),
+        );
+        let outcome = Intake::new(dispatcher, None)
+            .starting_recoveries(true)
+            .handle(event.to_string().as_bytes())
+            .await
+            .unwrap();
+        let id = outcome.incident().incident_id.clone();
+        let config = CorrelationConfig {
+            resolve_on_ok: true,
+            ..CorrelationConfig::default()
+        };
+        let input = json!({"step": step, "incidentId": id, "event": event, "enriched": {"enrichment": {"tags": {}}}});
+        handle(&input, &config, store.as_ref(), clock.as_ref())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_decision_is_recorded_once_and_answered_again_on_retry() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let opened = step(
+            &store,
+            &event("A", "ALARM", "2026-11-24T10:00:00.000+0000"),
+            CORRELATE,
+        )
+        .await;
+        assert_eq!(
+            (opened["decision"].as_str(), opened["action"].as_str()),
+            (Some("opened"), Some("created"))
+        );
+        let joined = event("B", "ALARM", "2026-11-24T10:01:00.000+0000");
+        let first = step(&store, &joined, CORRELATE).await;
+        assert_eq!(first["action"], "updated");
+        assert_eq!(first["primaryIncidentId"], opened["incidentId"]);
+        assert_eq!(first["members"], json!(["A", "B"]));
+        let id = IncidentId::from_raw(first["incidentId"].as_str().unwrap());
+        let before = store.events(&id).await.unwrap().len();
+        // A retry (or redrive) of the state: the same answer, nothing written.
+        assert_eq!(step(&store, &joined, CORRELATE).await, first);
+        assert_eq!(store.events(&id).await.unwrap().len(), before);
+        let episode = store
+            .episode(first["groupKey"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((episode.updates, episode.members.len()), (1, 2));
+        let incident = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(incident.correlation.unwrap().decision, "joined");
+    }
+
+    #[tokio::test]
+    async fn flaps_are_suppressed_and_recoveries_lead_to_one_resolve() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        step(
+            &store,
+            &event("A", "ALARM", "2026-11-24T10:00:00.000+0000"),
+            CORRELATE,
+        )
+        .await;
+        let flap = step(
+            &store,
+            &event("A", "ALARM", "2026-11-24T10:02:00.000+0000"),
+            CORRELATE,
+        )
+        .await;
+        assert_eq!(
+            (flap["decision"].as_str(), flap["action"].as_str()),
+            (Some("flapping"), Some("none"))
+        );
+        let flap_id = IncidentId::from_raw(flap["incidentId"].as_str().unwrap());
+        assert_eq!(
+            store.get(&flap_id).await.unwrap().unwrap().status,
+            IncidentStatus::Suppressed
+        );
+
+        let ok = event("A", "OK", "2026-11-24T10:05:00.000+0000");
+        let pending = step(&store, &ok, CORRELATE).await;
+        assert_eq!(pending["action"], "resolve-pending");
+        assert_eq!(pending["quietSeconds"], 300);
+        let resolved = step(&store, &ok, CONFIRM_RESOLVE).await;
+        assert_eq!(resolved["action"], "resolved");
+        assert!(
+            resolved["memberIncidents"]
+                .as_array()
+                .is_some_and(|m| m.len() == 1)
+        );
+        // Confirming again answers the recorded decision, not a second resolve.
+        assert_eq!(step(&store, &ok, CONFIRM_RESOLVE).await, resolved);
+        // The group's next ALARM opens a new episode.
+        let next = step(
+            &store,
+            &event("A", "ALARM", "2026-11-24T10:06:00.000+0000"),
+            CORRELATE,
+        )
+        .await;
+        assert_eq!(
+            (next["decision"].as_str(), next["episode"].as_u64()),
+            (Some("opened"), Some(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_muted_alarm_is_recorded_muted_with_its_rule() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let mut muted = event("A", "ALARM", "2026-11-24T10:00:00.000+0000");
+        muted["detail"]["muteDetail"] = json!({
+            "mutedByArn": "arn:aws:cloudwatch:us-east-1:1:alarm-mute-rule:patching",
+            "muteWindowStart": "2026-11-24T09:00:00.000+0000",
+            "muteWindowEnd": "2026-11-24T11:00:00.000+0000"
+        });
+        let decision = step(&store, &muted, CORRELATE).await;
+        assert_eq!(decision["decision"], "muted");
+        assert!(decision["mutedBy"].as_str().unwrap().ends_with("patching"));
+        let id = IncidentId::from_raw(decision["incidentId"].as_str().unwrap());
+        assert_eq!(
+            store.get(&id).await.unwrap().unwrap().status,
+            IncidentStatus::Muted
+        );
+        assert_eq!(
+            store
+                .episode(decision["groupKey"].as_str().unwrap())
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_payload_invalid() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let clock = FixedClock::at("2026-11-24T10:30:00Z");
+        let event = event("A", "ALARM", "2026-11-24T10:00:00.000+0000");
+        for input in [
+            json!({"step": "Correlate"}),
+            json!({"step": "Guess", "incidentId": "x", "event": event}),
+            json!({"step": "Correlate", "incidentId": "x", "event": {"detail": {}}}),
+            json!({"step": "Correlate", "incidentId": "not-recorded", "event": event}),
+        ] {
+            let error = handle(&input, &CorrelationConfig::default(), &store, &clock)
+                .await
+                .unwrap_err();
+            assert_eq!(error.error_type(), "Payload.Invalid", "{error}");
+        }
     }
 }

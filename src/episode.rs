@@ -730,6 +730,57 @@ mod tests {
     }
 
     #[test]
+    fn the_group_key_is_the_tag_then_the_monitor_then_the_alarm() {
+        let metric = include_str!("../tests/fixtures/metric-alarm.json");
+        let event = AlarmEvent::parse(metric.as_bytes()).unwrap();
+        let monitor =
+            "monitor:arn:aws:networkflowmonitor:us-east-1:123456789012:monitor/my-monitor";
+        assert_eq!(group_key(&event, None), monitor);
+        assert_eq!(
+            group_key(&event, Some(&serde_json::json!({"team": "db"}))),
+            monitor
+        );
+        let tagged = serde_json::json!({GROUP_TAG: " checkout "});
+        assert_eq!(group_key(&event, Some(&tagged)), "group:checkout");
+        assert_eq!(
+            group_key(&event, Some(&serde_json::json!({GROUP_TAG: ""}))),
+            monitor
+        );
+
+        let mut raw: Value = serde_json::from_str(metric).unwrap();
+        raw["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+            serde_json::json!({"MonitorName": "eks-db"});
+        let by_name = AlarmEvent::from_value(raw.clone()).unwrap();
+        assert_eq!(
+            group_key(&by_name, None),
+            "monitor:123456789012/us-east-1/eks-db"
+        );
+        raw["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["namespace"] =
+            serde_json::json!("AWS/EC2");
+        let other = AlarmEvent::from_value(raw).unwrap();
+        assert_eq!(
+            group_key(&other, None),
+            "alarm:arn:aws:cloudwatch:us-east-1:123456789012:alarm:NFM-Alarm-EKS-DB"
+        );
+    }
+
+    #[test]
+    fn mute_details_are_read_when_complete() {
+        let raw = serde_json::json!({"detail": {"muteDetail": {
+            "mutedByArn": "arn:aws:cloudwatch:us-east-1:1:alarm-mute-rule:patching",
+            "muteWindowStart": "2026-11-24T09:00:00.000+0000",
+            "muteWindowEnd": "2026-11-24T11:00:00Z"
+        }}});
+        let window = mute_window(&raw).unwrap();
+        assert_eq!(Some(window.start), event_time("2026-11-24T09:00:00Z"));
+        assert_eq!(Some(window.end), event_time("2026-11-24T11:00:00Z"));
+        let mut partial = raw.clone();
+        partial["detail"]["muteDetail"]["muteWindowEnd"] = serde_json::json!("soon");
+        assert_eq!(mute_window(&partial), None);
+        assert_eq!(mute_window(&serde_json::json!({"detail": {}})), None);
+    }
+
+    #[test]
     fn event_times_parse_as_cloudwatch_writes_them() {
         assert_eq!(
             event_time("2026-11-24T10:00:00.000+0000"),

@@ -12,7 +12,7 @@ use crate::delivery::{
     AttemptOutcome, AttemptRecord, Deliverer, DeliveryError, DeliveryRecord, ErrorKind,
 };
 use crate::event::{AlarmEvent, IncidentId};
-use crate::incident::{EventType, NewEvent};
+use crate::incident::{EventType, IncidentStatus, NewEvent};
 use crate::payload::WebhookBody;
 use crate::ports::{Clock, IncidentStore, StoreError};
 use crate::secret::SecretError;
@@ -38,11 +38,14 @@ pub enum ErrorName {
     StoreUnavailable,
     /// The incident store refused the write.
     StoreFailed,
+    /// An `updated` or `resolved` message waits for the episode's `created` to be delivered
+    /// first (DevOps Agent must know the investigation before it is updated): retry.
+    PrimaryPending,
 }
 
 impl ErrorName {
     /// Every name, for checks that the state machine matches only names that exist.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::WebhookTransient,
         Self::WebhookPermanent,
         Self::PayloadInvalid,
@@ -50,6 +53,7 @@ impl ErrorName {
         Self::ConfigInvalid,
         Self::StoreUnavailable,
         Self::StoreFailed,
+        Self::PrimaryPending,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,14 +65,16 @@ impl ErrorName {
             Self::ConfigInvalid => "Config.Invalid",
             Self::StoreUnavailable => "Store.Unavailable",
             Self::StoreFailed => "Store.Failed",
+            Self::PrimaryPending => "Episode.PrimaryPending",
         }
     }
 
     pub fn kind(self) -> ErrorKind {
         match self {
-            Self::WebhookTransient | Self::SecretUnavailable | Self::StoreUnavailable => {
-                ErrorKind::Transient
-            }
+            Self::WebhookTransient
+            | Self::SecretUnavailable
+            | Self::StoreUnavailable
+            | Self::PrimaryPending => ErrorKind::Transient,
             Self::WebhookPermanent
             | Self::PayloadInvalid
             | Self::ConfigInvalid
@@ -169,6 +175,9 @@ pub async fn handle(
         None => WebhookBody::render_enriched(&event, enrichment),
     };
     let incident_id = event.incident_id().as_str();
+    if let Some(decision) = &input.correlation {
+        in_order(store, event.incident_id(), decision).await?;
+    }
     let result = deliverer.deliver(&body).await;
     let attempts = match &result {
         Ok(record) | Err(DeliveryError::Failed(record)) => record.attempts.as_slice(),
@@ -200,6 +209,62 @@ pub async fn handle(
             Err(error)
         }
     }
+}
+
+/// Messages of one episode reach DevOps Agent in order: an `updated` or `resolved` waits for
+/// the primary's `created` to be delivered, and a `resolved` also for every member's own
+/// message (`memberIncidents` of the decision) to be delivered or to have failed. Retries can
+/// overtake each other; [`ErrorName::PrimaryPending`] makes the workflow retry.
+async fn in_order(
+    store: &dyn IncidentStore,
+    own: &IncidentId,
+    decision: &Value,
+) -> Result<(), SignerError> {
+    let action = decision["action"].as_str().unwrap_or("created");
+    if action != "updated" && action != "resolved" {
+        return Ok(());
+    }
+    let pending = |what: String| SignerError {
+        name: ErrorName::PrimaryPending,
+        message: format!("{action} waits: {what}"),
+        record: None,
+    };
+    let status = |id: IncidentId| async move {
+        store
+            .get(&id)
+            .await
+            .map_err(store_error)
+            .map(|incident| incident.map(|incident| incident.status))
+    };
+    if let Some(primary) = decision["primaryIncidentId"]
+        .as_str()
+        .map(IncidentId::from_raw)
+        .filter(|primary| primary != own)
+    {
+        match status(primary.clone()).await? {
+            Some(IncidentStatus::Delivered | IncidentStatus::Resolved) => {}
+            other => {
+                return Err(pending(format!(
+                    "the episode's primary {primary} is {} (its created is not delivered yet)",
+                    other.map_or("unknown".to_owned(), |status| status.to_string())
+                )));
+            }
+        }
+    }
+    let members = decision["memberIncidents"].as_array().into_iter().flatten();
+    for member in members.filter_map(Value::as_str).map(IncidentId::from_raw) {
+        if member == *own {
+            continue;
+        }
+        if let Some(IncidentStatus::Received | IncidentStatus::Started | IncidentStatus::Enriched) =
+            status(member.clone()).await?
+        {
+            return Err(pending(format!(
+                "the message of member {member} is not delivered yet"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Appends one `DeliveryAttempted` per attempt and counts them on the projection.
@@ -418,6 +483,34 @@ mod tests {
             sent.ends_with(", \"enrichment\": {\"alarm\": {\"threshold\": 50.0}}}}"),
             "{sent}"
         );
+    }
+
+    #[tokio::test]
+    async fn updates_wait_for_the_primary_and_resolves_for_every_member() {
+        // GIVEN the fixture's incident, STARTED (its own message not delivered yet)
+        let store = store().await;
+        let member = IncidentId::new("NFM-Alarm-EKS-DB", "2026-11-24T10:00:00.000+0000");
+        let own = IncidentId::from_raw("NFM-Alarm-EKS-DB-2026-11-24T10:05:00.000+0000");
+        let updated = json!({"action": "updated", "primaryIncidentId": member});
+        let resolved = json!({"action": "resolved", "memberIncidents": [member, own]});
+        // WHEN an update to it, or a resolve of its episode, is about to be sent
+        for decision in [&updated, &resolved] {
+            let error = in_order(store.as_ref(), &own, decision).await.unwrap_err();
+            // THEN it waits (retryably)
+            assert_eq!(error.name, ErrorName::PrimaryPending, "{error}");
+            assert_eq!(error.name.kind(), ErrorKind::Transient);
+        }
+        let created = json!({"action": "created", "primaryIncidentId": member});
+        assert!(in_order(store.as_ref(), &own, &created).await.is_ok());
+        // AND once it is delivered, both go
+        let incident = store.get(&member).await.unwrap().unwrap();
+        let mut next = incident.advance(chrono::Utc::now());
+        next.status = IncidentStatus::Delivered;
+        let event = NewEvent::new(EventType::Delivered, chrono::Utc::now(), json!({}));
+        store.append(&next, &event).await.unwrap();
+        for decision in [&updated, &resolved] {
+            assert!(in_order(store.as_ref(), &own, decision).await.is_ok());
+        }
     }
 
     #[test]

@@ -202,7 +202,7 @@ fn list(incidents: &[Incident]) -> String {
 }
 
 /// A group's current episode and its incidents, for people.
-fn describe_episode(episode: Option<&Episode>, incidents: &[Incident]) -> String {
+pub(super) fn describe_episode(episode: Option<&Episode>, incidents: &[Incident]) -> String {
     let mut out = String::new();
     if let Some(episode) = episode {
         let state = match (&episode.resolved_at, &episode.resolve_pending) {
@@ -210,7 +210,11 @@ fn describe_episode(episode: Option<&Episode>, incidents: &[Incident]) -> String
             (None, Some(by)) => format!("resolving (quiet period of {by})"),
             (None, None) => "open or expired (by event time)".to_owned(),
         };
-        let _ = writeln!(out, "episode    {} #{}: {state}", episode.group_key, episode.number);
+        let _ = writeln!(
+            out,
+            "episode    {} #{}: {state}",
+            episode.group_key, episode.number
+        );
         let _ = writeln!(
             out,
             "primary    {} ({})",

@@ -1,10 +1,13 @@
-//! `demo`: the whole pipeline on this machine, with no AWS and no arguments. In a temporary
-//! directory it starts a receiver that checks signatures like DevOps Agent (scripted to answer
-//! a `503` and then drop a connection), and the pipeline `serve` runs behind its HTTP intake;
-//! it POSTs sample Network Flow Monitor alarm events (one of them twice), follows each
-//! incident through the state machine (Enrich, Deliver with the definition's own retries,
-//! Record), prints the audit, and exits 0 only if the receiver's own record shows every
-//! incident accepted exactly once with a valid signature.
+//! `demo`: the whole pipeline on this machine, with no AWS. In a temporary directory it starts
+//! a receiver that checks signatures like DevOps Agent (scripted to answer a `503` and then drop
+//! a connection), and the pipeline `serve` runs behind its HTTP intake. It POSTs a Network Flow
+//! Monitor storm: three alarms of one monitor (one of them flapping, one event sent twice, as
+//! EventBridge may), an alarm of another monitor, then every member's recovery. It follows each
+//! incident through the state machine (Enrich, Correlate, Deliver with the definition's own
+//! retries, Record; the quiet period and ConfirmResolve), prints the audit, and exits 0 only if
+//! the receiver's record shows one investigation per monitor, each message accepted exactly
+//! once with a valid signature: `created`, an `updated` per other alarm, nothing for the flap,
+//! one `resolved`.
 
 use super::CliError;
 use crate::engine::pipeline::{Pipeline, PipelineConfig};
@@ -18,10 +21,8 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-const SAMPLES: [&str; 2] = [
-    include_str!("../../tests/fixtures/metric-alarm.json"),
-    include_str!("../../tests/fixtures/metric-math-alarm.json"),
-];
+const METRIC_ALARM: &str = include_str!("../../tests/fixtures/metric-alarm.json");
+const OTHER_MONITOR: &str = include_str!("../../tests/fixtures/metric-math-alarm.json");
 const FAULTS: &str = "503,drop";
 /// Longer than the definition's whole Deliver retry schedule (2+4+8+16+32+60 s, jittered).
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -37,6 +38,91 @@ pub(super) struct DemoArgs {
 
 /// The demo's quiet period before resolving, unless `--resolve-quiet` is given.
 const DEMO_QUIET: Duration = Duration::from_secs(2);
+
+/// One transition of the storm: alarm, metric, state, `state.timestamp`.
+type Step = (&'static str, &'static str, &'static str, &'static str);
+
+/// The storm, in the order it arrives. Times are the alarms' own (event time).
+const STORM: [Step; 9] = [
+    (
+        "NFM-EKS-DB-Timeouts",
+        "Timeouts",
+        "ALARM",
+        "2026-11-24T10:00:00.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-Retransmissions",
+        "Retransmissions",
+        "ALARM",
+        "2026-11-24T10:00:30.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-Timeouts",
+        "Timeouts",
+        "ALARM",
+        "2026-11-24T10:00:00.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-RoundTripTime",
+        "RoundTripTime",
+        "ALARM",
+        "2026-11-24T10:01:00.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-Timeouts",
+        "Timeouts",
+        "OK",
+        "2026-11-24T10:03:00.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-Timeouts",
+        "Timeouts",
+        "ALARM",
+        "2026-11-24T10:04:00.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-Timeouts",
+        "Timeouts",
+        "OK",
+        "2026-11-24T10:06:00.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-Retransmissions",
+        "Retransmissions",
+        "OK",
+        "2026-11-24T10:06:10.000+0000",
+    ),
+    (
+        "NFM-EKS-DB-RoundTripTime",
+        "RoundTripTime",
+        "OK",
+        "2026-11-24T10:06:20.000+0000",
+    ),
+];
+
+/// The metric fixture as the alarm `alarm` of the same monitor, watching `metric`, in `state`
+/// at `at`.
+fn storm_event(alarm: &str, metric: &str, state: &str, at: &str) -> String {
+    let mut event: Value = serde_json::from_str(METRIC_ALARM).unwrap_or_default();
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"
+    )]);
+    event["detail"]["alarmName"] = json!(alarm);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] = json!(metric);
+    let (previous, reason) = match state {
+        "OK" => (
+            "ALARM",
+            "Threshold Crossed: 1 out of the last 1 datapoints was not greater than the threshold (50.0).",
+        ),
+        _ => (
+            "OK",
+            "Threshold Crossed: 1 out of the last 1 datapoints was greater than the threshold (50.0).",
+        ),
+    };
+    event["detail"]["state"] = json!({ "value": state, "reason": reason, "timestamp": at });
+    event["detail"]["previousState"]["value"] = json!(previous);
+    event.to_string()
+}
 
 pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
     let mut correlation = args.correlation.config(DEMO_QUIET);
@@ -84,31 +170,43 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         "receiver  {} (checks signatures like DevOps Agent; next answers: {FAULTS})",
         receiver.url()
     );
+    println!(
+        "episodes  window {} s, resolve on OK after {} s quiet",
+        correlation.window.as_secs(),
+        correlation.resolve_quiet.as_secs()
+    );
 
     let client = reqwest::Client::new();
     let events_url = format!("http://{intake}/events");
-    let mut incidents = Vec::new();
+    let mut incidents: Vec<String> = Vec::new();
+    let started = Instant::now();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let events = STORM
+        .iter()
+        .map(|(alarm, metric, state, at)| storm_event(alarm, metric, state, at))
+        .chain(std::iter::once(OTHER_MONITOR.to_owned()));
     println!();
-    for sample in SAMPLES.iter().chain(SAMPLES.first()) {
-        let (status, answer) = post(&client, &events_url, sample).await?;
+    for event in events {
+        let (status, answer) = post(&client, &events_url, &event).await?;
         println!("POST /events  {status}  {answer}");
-        if let Some(id) = answer["incidentId"].as_str()
-            && !incidents.contains(&id.to_owned())
-        {
-            incidents.push(id.to_owned());
+        let Some(id) = answer["incidentId"].as_str().map(str::to_owned) else {
+            continue;
+        };
+        if !incidents.contains(&id) {
+            incidents.push(id.clone());
         }
+        // The next alarm arrives once this one is decided: arrival order decides the primary.
+        decided(&pipeline, &id, &incidents, &mut seen, started).await?;
     }
-
-    println!();
-    follow(&pipeline, &incidents).await?;
-    pipeline.engine.wait_idle().await;
+    follow(&pipeline, &incidents, &mut seen, started).await?;
     server.abort();
     receiver.stop().await;
 
     println!();
-    for id in &incidents {
-        print_audit(&pipeline, id).await?;
+    if let Some(primary) = incidents.first() {
+        print_audit(&pipeline, primary).await?;
     }
+    print_episodes(&pipeline, &incidents).await?;
     check_receiver(&record_path, &pipeline, &incidents).await
 }
 
@@ -128,41 +226,77 @@ async fn post(client: &reqwest::Client, url: &str, body: &str) -> Result<(u16, V
     Ok((status, answer))
 }
 
-/// Prints each incident's events as they are recorded, until all have ended (or the deadline).
-async fn follow(pipeline: &Pipeline, incidents: &[String]) -> Result<(), CliError> {
-    let started = Instant::now();
-    let mut seen: HashMap<&str, u64> = HashMap::new();
-    loop {
-        let mut open = 0;
-        for id in incidents {
-            let incident_id = IncidentId::from_raw(id.as_str());
-            let events = pipeline
-                .store
-                .events(&incident_id)
-                .await
-                .map_err(|error| CliError::input("store", error))?;
-            let last = seen.entry(id).or_default();
-            let already = *last;
-            for event in events.iter().filter(|event| event.seq > already) {
-                println!(
-                    "{:>6.1}s  {id}  {:<17} {}",
-                    started.elapsed().as_secs_f64(),
-                    event.kind.as_str(),
-                    progress(event)
-                );
-                *last = event.seq;
-            }
-            let ended = events
-                .iter()
-                .any(|event| matches!(event.kind, EventType::Delivered | EventType::Failed));
-            if !ended {
-                open += 1;
-            }
+/// Prints the incidents' new events, once each.
+async fn print_new(
+    pipeline: &Pipeline,
+    incidents: &[String],
+    seen: &mut HashMap<String, u64>,
+    started: Instant,
+) -> Result<(), CliError> {
+    for id in incidents {
+        let events = pipeline
+            .store
+            .events(&IncidentId::from_raw(id.as_str()))
+            .await
+            .map_err(|error| CliError::input("store", error))?;
+        let last = seen.entry(id.clone()).or_default();
+        let already = *last;
+        for event in events.iter().filter(|event| event.seq > already) {
+            println!(
+                "{:>6.1}s  {id}  {:<17} {}",
+                started.elapsed().as_secs_f64(),
+                event.kind.as_str(),
+                progress(event)
+            );
+            *last = event.seq;
         }
-        if open == 0 || started.elapsed() > DEADLINE {
+    }
+    Ok(())
+}
+
+/// Prints events until `id` has its Correlate decision (or nothing was started for it).
+async fn decided(
+    pipeline: &Pipeline,
+    id: &str,
+    incidents: &[String],
+    seen: &mut HashMap<String, u64>,
+    started: Instant,
+) -> Result<(), CliError> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        print_new(pipeline, incidents, seen, started).await?;
+        let incident = pipeline
+            .store
+            .get(&IncidentId::from_raw(id))
+            .await
+            .map_err(|error| CliError::input("store", error))?;
+        let done = incident.is_none_or(|incident| {
+            incident.correlation.is_some() || incident.execution_name.is_empty()
+        });
+        if done || Instant::now() > deadline {
             return Ok(());
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Prints each incident's events as they are recorded, until no execution is running (every
+/// one has ended, or waits on a failure) or the deadline.
+async fn follow(
+    pipeline: &Pipeline,
+    incidents: &[String],
+    seen: &mut HashMap<String, u64>,
+    started: Instant,
+) -> Result<(), CliError> {
+    let idle = pipeline.engine.wait_idle();
+    tokio::pin!(idle);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let ended = tokio::time::timeout(POLL, &mut idle).await.is_ok();
+        print_new(pipeline, incidents, seen, started).await?;
+        if ended || Instant::now() > deadline {
+            return Ok(());
+        }
     }
 }
 
@@ -187,6 +321,20 @@ fn progress(event: &IncidentEvent) -> String {
             "metric {}",
             data["metric"]["name"].as_str().unwrap_or("unknown")
         ),
+        EventType::Correlated => {
+            let mut text = format!(
+                "{} -> {} (primary {}",
+                data["decision"].as_str().unwrap_or("?"),
+                data["action"].as_str().unwrap_or("?"),
+                data["primaryIncidentId"].as_str().unwrap_or("?")
+            );
+            if let Some(reason) = data["reason"].as_str() {
+                text.push_str(&format!("; {reason}"));
+            }
+            text.push(')');
+            text
+        }
+        EventType::Delivered => format!("as {}", data["action"].as_str().unwrap_or("created")),
         EventType::Failed => format!(
             "{}: {}",
             data["error"].as_str().unwrap_or("?"),
@@ -194,6 +342,37 @@ fn progress(event: &IncidentEvent) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// Each group's episode and incidents, as `audit --episode` prints them.
+async fn print_episodes(pipeline: &Pipeline, incidents: &[String]) -> Result<(), CliError> {
+    let failed = |error| CliError::input("store", error);
+    let mut groups: Vec<String> = Vec::new();
+    for id in incidents {
+        let incident = pipeline
+            .store
+            .get(&IncidentId::from_raw(id.as_str()))
+            .await
+            .map_err(failed)?;
+        if let Some(correlation) = incident.and_then(|incident| incident.correlation)
+            && !groups.contains(&correlation.group_key)
+        {
+            groups.push(correlation.group_key);
+        }
+    }
+    for group in groups {
+        let episode = pipeline.store.episode(&group).await.map_err(failed)?;
+        let members = pipeline
+            .store
+            .by_group(&group, incidents.len())
+            .await
+            .map_err(failed)?;
+        println!(
+            "{}",
+            super::audit::describe_episode(episode.as_ref(), &members)
+        );
+    }
+    Ok(())
 }
 
 async fn print_audit(pipeline: &Pipeline, id: &str) -> Result<(), CliError> {
@@ -224,8 +403,9 @@ async fn print_audit(pipeline: &Pipeline, id: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Reads the receiver's record: each incident accepted exactly once, with a valid signature,
-/// and DELIVERED in the store.
+/// Reads the receiver's record: every incident whose decision sends something (created,
+/// updated, resolved) accepted exactly once with a valid signature, and recorded so in the
+/// store; nothing accepted for the others (a flap, recoveries that resolve nothing).
 async fn check_receiver(
     record_path: &std::path::Path,
     pipeline: &Pipeline,
@@ -237,19 +417,29 @@ async fn check_receiver(
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect();
-    let mut accepted: HashMap<&str, Vec<&Value>> = HashMap::new();
-    for line in &lines {
-        if line["outcome"] == "accepted" {
-            accepted
-                .entry(line["incidentId"].as_str().unwrap_or_default())
-                .or_default()
-                .push(line);
-        }
+    // Each accepted message, under the incident it came from: `data.correlation.incidentId`
+    // for updated and resolved, the body's incidentId for created.
+    let mut accepted: HashMap<String, Vec<&Value>> = HashMap::new();
+    for line in lines.iter().filter(|line| line["outcome"] == "accepted") {
+        let body = &line["body"];
+        let source = body
+            .pointer("/data/correlation/incidentId")
+            .or_else(|| body.get("incidentId"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        accepted.entry(source.to_owned()).or_default().push(line);
     }
-    println!("receiver record: {} request(s)", lines.len());
+    let investigations = lines
+        .iter()
+        .filter(|line| line["outcome"] == "accepted" && line["body"]["action"] == "created")
+        .count();
+    println!(
+        "receiver record: {} request(s), {investigations} investigation(s) opened",
+        lines.len()
+    );
     let mut failures = Vec::new();
     for id in incidents {
-        let copies = accepted.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+        let copies = accepted.get(id).map_or(&[][..], Vec::as_slice);
         let signed = copies.iter().all(|line| line["signatureValid"] == true);
         let status = pipeline
             .store
@@ -257,26 +447,39 @@ async fn check_receiver(
             .await
             .map_err(|error| CliError::input("store", error))?
             .map(|incident| incident.status);
-        let ok = copies.len() == 1 && signed && status == Some(IncidentStatus::Delivered);
+        let sends = matches!(
+            status,
+            Some(IncidentStatus::Delivered | IncidentStatus::Correlated | IncidentStatus::Resolved)
+        );
+        let actions: Vec<&str> = copies
+            .iter()
+            .filter_map(|line| line["body"]["action"].as_str())
+            .collect();
+        let ok = signed && copies.len() == usize::from(sends);
+        let status = status.map_or("unknown".to_owned(), |status| status.to_string());
         println!(
-            "  {id}: accepted {} time(s), {}",
+            "  {id}: {status}, accepted {} time(s){}  {}",
             copies.len(),
-            if ok {
-                "delivered once"
+            if actions.is_empty() {
+                String::new()
             } else {
-                "NOT delivered exactly once"
-            }
+                format!(" as {}", actions.join(", "))
+            },
+            if ok { "ok" } else { "NOT as decided" }
         );
         if !ok {
             failures.push(id.clone());
         }
     }
     if failures.is_empty() {
-        println!("\ndemo ok: every incident delivered exactly once with a valid signature");
+        println!(
+            "\ndemo ok: {investigations} investigation(s) for {} alarm transition(s); every message delivered exactly once with a valid signature",
+            incidents.len()
+        );
         Ok(())
     } else {
         Err(CliError::Failed(format!(
-            "demo failed: not delivered exactly once: {}",
+            "demo failed: not delivered as decided: {}",
             failures.join(", ")
         )))
     }
