@@ -1,18 +1,37 @@
 //! The JSON Schemas in `schemas/` describe what the code accepts and produces: every fixture,
-//! every rendered body, the signer's input and its delivery record validate; near misses do not.
+//! every rendered body (created, updated, resolved), the correlation decisions, the signer's
+//! input and its delivery record validate; near misses do not.
 
+use alarm_relay::adapters::SqliteStore;
+use alarm_relay::config::CorrelationConfig;
+use alarm_relay::correlate;
 use alarm_relay::delivery::{AttemptOutcome, AttemptRecord, DeliveryRecord};
 use alarm_relay::event::AlarmEvent;
+use alarm_relay::intake::Intake;
+use alarm_relay::outbox::Dispatcher;
 use alarm_relay::payload::WebhookBody;
+use alarm_relay::testing::{FakeStarter, FixedClock};
 use jsonschema::{Draft, Registry, Validator};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 const ALARM_EVENT: &str = "alarm-event.schema.json";
 const WEBHOOK_BODY: &str = "webhook-body.schema.json";
+const WEBHOOK_UPDATED: &str = "webhook-updated.schema.json";
+const WEBHOOK_RESOLVED: &str = "webhook-resolved.schema.json";
+const CORRELATE_DECISION: &str = "correlate-decision.schema.json";
 const DELIVER_INPUT: &str = "deliver-input.schema.json";
 const DELIVERY_RECORD: &str = "delivery-record.schema.json";
-const SCHEMAS: [&str; 4] = [ALARM_EVENT, WEBHOOK_BODY, DELIVER_INPUT, DELIVERY_RECORD];
+const SCHEMAS: [&str; 7] = [
+    ALARM_EVENT,
+    WEBHOOK_BODY,
+    WEBHOOK_UPDATED,
+    WEBHOOK_RESOLVED,
+    CORRELATE_DECISION,
+    DELIVER_INPUT,
+    DELIVERY_RECORD,
+];
 
 const FIXTURES: [&str; 4] = [
     "metric-alarm.json",
@@ -52,7 +71,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_slice(&fixture_bytes(name)).unwrap_or_else(|error| panic!("{name}: {error}"))
 }
 
-/// A validator for one schema, with all four loaded so `$ref`s between them resolve offline.
+/// A validator for one schema, with all of them loaded so `$ref`s between them resolve offline.
 fn validator(name: &str) -> Validator {
     let registry = Registry::new()
         .extend(SCHEMAS.map(|other| (schema_id(other), schema(other))))
@@ -518,4 +537,724 @@ fn every_schema_field_is_described() {
         walk(&schema(name), "", &mut missing);
         assert!(missing.is_empty(), "{name}: undescribed {missing:#?}");
     }
+}
+
+#[test]
+fn every_file_in_schemas_is_listed() {
+    let directory = manifest_path(&["schemas"]);
+    let mut files: Vec<String> = std::fs::read_dir(&directory)
+        .unwrap_or_else(|error| panic!("{}: {error}", directory.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut listed = SCHEMAS.map(str::to_owned).to_vec();
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "every schema is listed in SCHEMAS (and tested)"
+    );
+}
+
+// Episodes: the `updated` and `resolved` bodies, and the decisions that pick them.
+
+const GROUP: &str = "group:checkout";
+
+/// The fixture `name` as the transition of alarm `alarm` into `state` at `timestamp`.
+fn transition(name: &str, alarm: &str, state: &str, timestamp: &str) -> Value {
+    let mut event = fixture(name);
+    let arn = format!(
+        "arn:aws:cloudwatch:{}:{}:alarm:{alarm}",
+        event["region"].as_str().unwrap(),
+        event["account"].as_str().unwrap()
+    );
+    event["resources"] = json!([arn]);
+    event["detail"]["alarmName"] = json!(alarm);
+    event["detail"]["state"]["value"] = json!(state);
+    event["detail"]["state"]["timestamp"] = json!(timestamp);
+    if state == "OK" {
+        event["detail"]["state"]["reason"] = json!(
+            "Threshold Crossed: 1 out of the last 1 datapoints [2.0] was not greater than the threshold (50.0)."
+        );
+    }
+    event
+}
+
+fn parsed(event: &Value) -> AlarmEvent {
+    AlarmEvent::parse(&serde_json::to_vec(event).unwrap()).expect("a valid alarm event")
+}
+
+fn body_json(body: &WebhookBody) -> Value {
+    serde_json::from_str(body.as_str()).expect("the body is JSON")
+}
+
+/// A decision as `correlate::handle` answers it for an episode of `GROUP`.
+fn decision(
+    step: &str,
+    decision: &str,
+    action: &str,
+    primary: &AlarmEvent,
+    event: &AlarmEvent,
+    members: &[&str],
+) -> Value {
+    json!({
+        "step": step,
+        "groupKey": GROUP,
+        "groupedBy": "tag",
+        "primaryIncidentId": primary.incident_id().as_str(),
+        "incidentId": event.incident_id().as_str(),
+        "episode": 3,
+        "members": members,
+        "decision": decision,
+        "action": action,
+    })
+}
+
+fn enrichments() -> [Option<Value>; 2] {
+    [
+        None,
+        Some(json!({"alarm": {"threshold": 50.0}, "tags": {"alarm-relay:group": "checkout"}})),
+    ]
+}
+
+/// What every episode body keeps of the seed's body for the same event, and how it differs.
+#[track_caller]
+fn assert_keeps_the_seed_body(
+    body: &Value,
+    event: &AlarmEvent,
+    enrichment: Option<&Value>,
+    decision: &Value,
+) {
+    let seed = body_json(&WebhookBody::render_enriched(event, enrichment));
+    let keys = |value: &Value| {
+        value
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(body), keys(&seed), "the seed's keys, in its order");
+    for key in ["eventType", "priority", "timestamp", "service"] {
+        assert_eq!(body[key], seed[key], "{key}");
+    }
+    assert_eq!(body["incidentId"], decision["primaryIncidentId"]);
+    assert_eq!(body["action"], decision["action"]);
+    let (_, seed_description) = body["description"]
+        .as_str()
+        .unwrap()
+        .split_once('\n')
+        .unwrap();
+    assert_eq!(seed_description, seed["description"].as_str().unwrap());
+    assert_eq!(body["data"]["metadata"], seed["data"]["metadata"]);
+    assert_eq!(body["data"].get("enrichment"), enrichment);
+    let mut data_keys = keys(&seed["data"]);
+    data_keys.push("correlation".to_owned());
+    assert_eq!(keys(&body["data"]), data_keys, "correlation comes last");
+    let correlation = &body["data"]["correlation"];
+    for key in [
+        "groupKey",
+        "primaryIncidentId",
+        "incidentId",
+        "episode",
+        "members",
+    ] {
+        assert_eq!(correlation[key], decision[key], "data.correlation.{key}");
+    }
+}
+
+/// An `updated` body for each fixture joining the episode the metric fixture opened.
+fn updated_bodies() -> Vec<(String, Value)> {
+    let primary = parsed(&fixture("metric-alarm.json"));
+    let mut bodies = Vec::new();
+    for name in FIXTURES {
+        let joining = parsed(&transition(
+            name,
+            &format!("joining {name}"),
+            "ALARM",
+            "2026-11-24T10:03:00.000+0000",
+        ));
+        let members = [primary.alarm_name(), joining.alarm_name()];
+        let decision = decision(
+            "Correlate",
+            "joined",
+            "updated",
+            &primary,
+            &joining,
+            &members,
+        );
+        for enrichment in enrichments() {
+            let body = WebhookBody::render_decision(&joining, enrichment.as_ref(), &decision);
+            let body = body_json(&body);
+            assert_keeps_the_seed_body(&body, &joining, enrichment.as_ref(), &decision);
+            bodies.push((format!("{name}, enriched: {}", enrichment.is_some()), body));
+        }
+    }
+    bodies
+}
+
+/// A `resolved` body for each fixture recovering last from the metric fixture's episode.
+fn resolved_bodies() -> Vec<(String, Value)> {
+    let primary = parsed(&fixture("metric-alarm.json"));
+    let mut bodies = Vec::new();
+    for name in FIXTURES {
+        let recovery = parsed(&transition(
+            name,
+            &format!("recovering {name}"),
+            "OK",
+            "2026-11-24T10:20:00.000+0000",
+        ));
+        let members = [primary.alarm_name(), recovery.alarm_name()];
+        let decision = decision(
+            "ConfirmResolve",
+            "resolved",
+            "resolved",
+            &primary,
+            &recovery,
+            &members,
+        );
+        for enrichment in enrichments() {
+            let body = WebhookBody::render_decision(&recovery, enrichment.as_ref(), &decision);
+            let body = body_json(&body);
+            assert_keeps_the_seed_body(&body, &recovery, enrichment.as_ref(), &decision);
+            bodies.push((format!("{name}, enriched: {}", enrichment.is_some()), body));
+        }
+    }
+    bodies
+}
+
+#[test]
+fn the_decisions_the_body_tests_render_are_correlate_decisions() {
+    let validator = validator(CORRELATE_DECISION);
+    let primary = parsed(&fixture("metric-alarm.json"));
+    let other = parsed(&fixture("composite-alarm.json"));
+    let members = [primary.alarm_name(), other.alarm_name()];
+    for (step, name, action) in [
+        ("Correlate", "joined", "updated"),
+        ("ConfirmResolve", "resolved", "resolved"),
+    ] {
+        let decision = decision(step, name, action, &primary, &other, &members);
+        assert_valid(&validator, &decision, name);
+    }
+}
+
+#[test]
+fn every_updated_body_is_a_webhook_updated_body() {
+    let updated = validator(WEBHOOK_UPDATED);
+    let seed = validator(WEBHOOK_BODY);
+    for (what, body) in updated_bodies() {
+        assert_valid(&updated, &body, &what);
+        assert_eq!(body["data"]["metadata"]["newState"], "ALARM");
+        assert!(
+            body["title"]
+                .as_str()
+                .unwrap()
+                .contains(" joined NFM-Alarm-EKS-DB"),
+            "{what}: {}",
+            body["title"]
+        );
+        assert_refused(&seed, &body, "/action", "created");
+    }
+}
+
+#[test]
+fn every_resolved_body_is_a_webhook_resolved_body() {
+    let resolved = validator(WEBHOOK_RESOLVED);
+    let seed = validator(WEBHOOK_BODY);
+    for (what, body) in resolved_bodies() {
+        assert_valid(&resolved, &body, &what);
+        assert_eq!(body["data"]["metadata"]["newState"], "OK");
+        assert_eq!(
+            body["title"], "CloudWatch Alarm: NFM-Alarm-EKS-DB resolved",
+            "{what}"
+        );
+        assert_refused(&seed, &body, "/action", "created");
+    }
+}
+
+#[test]
+fn episode_body_schemas_refuse_near_misses() {
+    type Edit = fn(&mut Value);
+    let common: [(&str, Edit, &str, &str); 6] = [
+        (
+            "no data.correlation",
+            |body| drop(body["data"].as_object_mut().unwrap().remove("correlation")),
+            "/data",
+            "correlation",
+        ),
+        (
+            "no correlation.members",
+            |body| {
+                drop(
+                    body["data"]["correlation"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("members"),
+                )
+            },
+            "/data/correlation",
+            "members",
+        ),
+        (
+            "episode as text",
+            |body| body["data"]["correlation"]["episode"] = json!("3"),
+            "/data/correlation/episode",
+            "integer",
+        ),
+        (
+            "members not strings",
+            |body| body["data"]["correlation"]["members"] = json!([1]),
+            "/data/correlation/members/0",
+            "string",
+        ),
+        (
+            "no metadata.alarmArn",
+            |body| {
+                drop(
+                    body["data"]["metadata"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("alarmArn"),
+                )
+            },
+            "/data/metadata",
+            "alarmArn",
+        ),
+        (
+            "an extra top-level key",
+            |body| body["correlation"] = json!({}),
+            "",
+            "correlation",
+        ),
+    ];
+    for (schema_name, bodies, action, state) in [
+        (WEBHOOK_UPDATED, updated_bodies(), "updated", "ALARM"),
+        (WEBHOOK_RESOLVED, resolved_bodies(), "resolved", "OK"),
+    ] {
+        let validator = validator(schema_name);
+        let (_, base) = &bodies[0];
+        for (what, edit, path, needle) in common {
+            let mut body = base.clone();
+            edit(&mut body);
+            assert!(!validator.is_valid(&body), "{schema_name}: {what}");
+            assert_refused(&validator, &body, path, needle);
+        }
+        // The error names the action (and state) the schema expects.
+        for wrong in ["created", "updated", "resolved", "closed"] {
+            if wrong != action {
+                let mut body = base.clone();
+                body["action"] = json!(wrong);
+                assert_refused(&validator, &body, "/action", action);
+            }
+        }
+        for wrong in ["ALARM", "OK", "INSUFFICIENT_DATA"] {
+            if wrong != state {
+                let mut body = base.clone();
+                body["data"]["metadata"]["newState"] = json!(wrong);
+                assert_refused(&validator, &body, "/data/metadata/newState", state);
+            }
+        }
+        let mut body = base.clone();
+        body["data"]["correlation"]["members"] = json!([]);
+        assert_refused(&validator, &body, "/data/correlation/members", "[]");
+        let mut body = base.clone();
+        body["data"]["correlation"]["episode"] = Value::Null;
+        assert_valid(&validator, &body, "episode null");
+        body["data"]["investigation"] = json!({"runbook": "https://example.com"});
+        assert_valid(&validator, &body, "new keys inside data");
+    }
+}
+
+#[test]
+fn a_created_decision_renders_the_seed_body_byte_for_byte() {
+    let validator = validator(WEBHOOK_BODY);
+    for name in FIXTURES {
+        let event = parsed(&fixture(name));
+        for enrichment in enrichments() {
+            let seed = WebhookBody::render_enriched(&event, enrichment.as_ref());
+            for (step, name_of_decision) in [("Correlate", "opened"), ("Correlate", "uncorrelated")]
+            {
+                let decision = decision(step, name_of_decision, "created", &event, &event, &[]);
+                let body = WebhookBody::render_decision(&event, enrichment.as_ref(), &decision);
+                assert_eq!(body.as_str(), seed.as_str(), "{name} {name_of_decision}");
+                assert_eq!(body.sha256_hex(), seed.sha256_hex());
+                assert_valid(&validator, &body_json(&body), name);
+            }
+        }
+    }
+}
+
+/// An in-memory store, intake and clock, and the Correlate/ConfirmResolve states over them.
+struct Episodes {
+    store: Arc<SqliteStore>,
+    intake: Intake,
+    config: CorrelationConfig,
+    clock: Arc<FixedClock>,
+}
+
+impl Episodes {
+    fn new(config: CorrelationConfig) -> Self {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let clock = Arc::new(FixedClock::at("2026-11-24T10:00:01Z"));
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Arc::new(FakeStarter::default()),
+            clock.clone(),
+        );
+        let intake = Intake::new(dispatcher, None).starting_recoveries(config.enabled());
+        Self {
+            store,
+            intake,
+            config,
+            clock,
+        }
+    }
+
+    fn input(step: &str, event: &Value, group: Option<&str>) -> Value {
+        let mut input = json!({
+            "step": step,
+            "incidentId": parsed(event).incident_id().as_str(),
+            "event": event,
+        });
+        if let Some(group) = group {
+            input["enriched"] = json!({"enrichment": {"tags": {"alarm-relay:group": group}}});
+        }
+        input
+    }
+
+    async fn run(&self, input: &Value) -> Value {
+        self.clock.advance(std::time::Duration::from_secs(1));
+        correlate::handle(
+            input,
+            &self.config,
+            self.store.as_ref(),
+            self.clock.as_ref(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{}: {error}", input["step"]))
+    }
+
+    /// Intake records the event, then Correlate decides it (with the group tag, if any).
+    async fn correlate(&self, event: &Value, group: Option<&str>) -> (Value, Value) {
+        self.intake
+            .handle(&serde_json::to_vec(event).unwrap())
+            .await
+            .unwrap();
+        let input = Self::input(correlate::CORRELATE, event, group);
+        (self.run(&input).await, input)
+    }
+
+    /// ConfirmResolve for the OK incident `event`, after its quiet period.
+    async fn confirm(&self, event: &Value, group: Option<&str>) -> (Value, Value) {
+        self.clock.advance(self.config.resolve_quiet);
+        let input = Self::input(correlate::CONFIRM_RESOLVE, event, group);
+        (self.run(&input).await, input)
+    }
+}
+
+fn at(minute: u32) -> String {
+    format!("2026-11-24T10:{minute:02}:00.000+0000")
+}
+
+fn muted(mut event: Value) -> Value {
+    event["detail"]["muteDetail"] = json!({
+        "mutedByArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm-mute-rule:maintenance",
+        "muteWindowStart": "2026-11-24T09:00:00.000+0000",
+        "muteWindowEnd": "2026-11-24T11:00:00.000+0000",
+    });
+    event
+}
+
+/// The Deliver state's input for a decision, as statemachine/incident.asl.json builds it.
+fn deliver_input(input: &Value, decision: &Value) -> Value {
+    json!({
+        "incidentId": input["incidentId"],
+        "event": input["event"],
+        "enriched": input.get("enriched").cloned().unwrap_or(json!({"Error": "States.TaskFailed", "Cause": "no alarm"})),
+        "execution": {"arn": "arn:aws:states:us-east-1:123456789012:execution:incident:x", "retryCount": 0},
+        "correlation": decision,
+    })
+}
+
+/// Renders the body Deliver sends for `decision`, as src/signer.rs does.
+fn delivered_body(input: &Value, decision: &Value) -> Value {
+    let enrichment = input.pointer("/enriched/enrichment");
+    let body = WebhookBody::render_decision(&parsed(&input["event"]), enrichment, decision);
+    body_json(&body)
+}
+
+#[tokio::test]
+async fn real_decisions_are_correlate_decisions_and_render_their_bodies() {
+    let schema = validator(CORRELATE_DECISION);
+    let deliver = validator(DELIVER_INPUT);
+    let seed = validator(WEBHOOK_BODY);
+    let updated = validator(WEBHOOK_UPDATED);
+    let resolved = validator(WEBHOOK_RESOLVED);
+    let episodes = Episodes::new(CorrelationConfig {
+        resolve_on_ok: true,
+        max_updates: 1,
+        ..CorrelationConfig::default()
+    });
+    let metric = "metric-alarm.json";
+    let checkout = Some("checkout");
+    let payments = Some("payments");
+    let a_ok = transition(metric, "A", "OK", &at(4));
+    let b_ok = transition("metric-math-alarm.json", "B", "OK", &at(5));
+    let d_ok = transition(metric, "D", "OK", &at(11));
+    let steps: Vec<(&str, Value, Option<&str>, &str)> = vec![
+        (
+            "Correlate",
+            transition(metric, "A", "ALARM", &at(0)),
+            checkout,
+            "opened",
+        ),
+        (
+            "Correlate",
+            transition("metric-math-alarm.json", "B", "ALARM", &at(1)),
+            checkout,
+            "joined",
+        ),
+        (
+            "Correlate",
+            transition("anomaly-detection-alarm.json", "C", "ALARM", &at(2)),
+            checkout,
+            "update-limit",
+        ),
+        (
+            "Correlate",
+            transition(metric, "A", "ALARM", &at(3)),
+            checkout,
+            "flapping",
+        ),
+        ("Correlate", a_ok, checkout, "recovered"),
+        ("Correlate", b_ok.clone(), checkout, "resolve-pending"),
+        ("ConfirmResolve", b_ok, checkout, "resolved"),
+        // Another group: a recovery, then its alarm back in ALARM during the quiet period.
+        (
+            "Correlate",
+            transition(metric, "D", "ALARM", &at(10)),
+            payments,
+            "opened",
+        ),
+        ("Correlate", d_ok.clone(), payments, "resolve-pending"),
+        (
+            "Correlate",
+            transition(metric, "D", "ALARM", &at(12)),
+            payments,
+            "flapping",
+        ),
+        ("ConfirmResolve", d_ok, payments, "resolve-cancelled"),
+        // No episode: muted, an OK of no episode, INSUFFICIENT_DATA.
+        (
+            "Correlate",
+            muted(transition(metric, "E", "ALARM", &at(20))),
+            Some("maintenance"),
+            "muted",
+        ),
+        (
+            "Correlate",
+            transition(metric, "F", "OK", &at(21)),
+            Some("quiet"),
+            "ignored",
+        ),
+        (
+            "Correlate",
+            transition(metric, "G", "INSUFFICIENT_DATA", &at(22)),
+            Some("quiet"),
+            "ignored",
+        ),
+        // No tags (enrichment failed): grouped by the Network Flow Monitor, or by the alarm.
+        (
+            "Correlate",
+            transition(metric, "H", "ALARM", &at(30)),
+            None,
+            "opened",
+        ),
+        (
+            "Correlate",
+            transition("composite-alarm.json", "I", "ALARM", &at(31)),
+            None,
+            "opened",
+        ),
+    ];
+    let mut decided = Vec::new();
+    for (step, event, group, expected) in steps {
+        let (decision, input) = if step == correlate::CORRELATE {
+            episodes.correlate(&event, group).await
+        } else {
+            episodes.confirm(&event, group).await
+        };
+        let what = format!("{step} {} {}", input["incidentId"], decision);
+        assert_eq!(decision["decision"], expected, "{what}");
+        assert_valid(&schema, &decision, &what);
+        assert_valid(&deliver, &deliver_input(&input, &decision), &what);
+        match decision["action"].as_str().unwrap() {
+            "created" => assert_valid(&seed, &delivered_body(&input, &decision), &what),
+            "updated" => assert_valid(&updated, &delivered_body(&input, &decision), &what),
+            "resolved" => assert_valid(&resolved, &delivered_body(&input, &decision), &what),
+            _ => {}
+        }
+        decided.push(decision);
+    }
+    let by_decision = |name: &str| {
+        decided
+            .iter()
+            .find(|decision| decision["decision"] == name)
+            .unwrap()
+    };
+    assert_eq!(by_decision("joined")["members"], json!(["A", "B"]));
+    assert_eq!(
+        by_decision("joined")["primaryIncidentId"],
+        decided[0]["incidentId"]
+    );
+    assert_eq!(by_decision("resolved")["episode"], json!(1));
+    if let Some(member_incidents) = by_decision("resolved").get("memberIncidents") {
+        assert_eq!(
+            member_incidents,
+            &json!([decided[0]["incidentId"], decided[1]["incidentId"]])
+        );
+    }
+    assert!(by_decision("resolve-pending")["quietSeconds"].is_u64());
+    assert!(by_decision("muted")["mutedBy"].is_string());
+    assert!(by_decision("update-limit")["reason"].is_string());
+    assert!(by_decision("resolve-cancelled")["reason"].is_string());
+    let grouped: Vec<_> = decided[decided.len() - 2..]
+        .iter()
+        .map(|decision| (decision["groupedBy"].clone(), decision["note"].is_string()))
+        .collect();
+    assert_eq!(
+        grouped,
+        [(json!("monitor"), true), (json!("alarm"), true)],
+        "untagged alarms"
+    );
+}
+
+#[tokio::test]
+async fn uncorrelated_decisions_are_correlate_decisions() {
+    let schema = validator(CORRELATE_DECISION);
+    let seed = validator(WEBHOOK_BODY);
+    let episodes = Episodes::new(CorrelationConfig {
+        window: std::time::Duration::ZERO,
+        ..CorrelationConfig::default()
+    });
+    let metric = "metric-alarm.json";
+    for (event, expected) in [
+        (transition(metric, "A", "ALARM", &at(0)), "uncorrelated"),
+        (transition(metric, "A", "ALARM", &at(1)), "uncorrelated"),
+        (transition(metric, "A", "OK", &at(2)), "ignored"),
+    ] {
+        let (decision, input) = episodes.correlate(&event, Some("checkout")).await;
+        assert_eq!(decision["decision"], expected);
+        assert_valid(&schema, &decision, expected);
+        if decision["action"] == "created" {
+            let body = WebhookBody::render_decision(
+                &parsed(&event),
+                input.pointer("/enriched/enrichment"),
+                &decision,
+            );
+            let plain = WebhookBody::render_enriched(
+                &parsed(&event),
+                input.pointer("/enriched/enrichment"),
+            );
+            assert_eq!(body, plain, "uncorrelated is the seed's body");
+            assert_valid(&seed, &body_json(&body), expected);
+        }
+    }
+}
+
+#[test]
+fn correlate_decision_schema_refuses_near_misses() {
+    let deliver = validator(DELIVER_INPUT);
+    let validator = validator(CORRELATE_DECISION);
+    let primary = parsed(&fixture("metric-alarm.json"));
+    let other = parsed(&fixture("composite-alarm.json"));
+    let members = [primary.alarm_name(), other.alarm_name()];
+    let base = decision("Correlate", "joined", "updated", &primary, &other, &members);
+    assert_valid(&validator, &base, "joined");
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit, &str, &str); 11] = [
+        (
+            "unknown decision",
+            |d| d["decision"] = json!("merged"),
+            "/decision",
+            "merged",
+        ),
+        (
+            "unknown action",
+            |d| d["action"] = json!("closed"),
+            "/action",
+            "closed",
+        ),
+        (
+            "joined but created",
+            |d| d["action"] = json!("created"),
+            "/action",
+            "updated",
+        ),
+        (
+            "ConfirmResolve cannot join",
+            |d| d["step"] = json!("ConfirmResolve"),
+            "/decision",
+            "joined",
+        ),
+        (
+            "unknown step",
+            |d| d["step"] = json!("Deliver"),
+            "/step",
+            "Deliver",
+        ),
+        (
+            "muted without mutedBy",
+            |d| {
+                d["decision"] = json!("muted");
+                d["action"] = json!("none");
+                d["episode"] = Value::Null;
+                d["members"] = json!([]);
+            },
+            "",
+            "mutedBy",
+        ),
+        (
+            "resolve-pending without quietSeconds",
+            |d| {
+                d["decision"] = json!("resolve-pending");
+                d["action"] = json!("resolve-pending");
+            },
+            "",
+            "quietSeconds",
+        ),
+        (
+            "joined without an episode",
+            |d| d["episode"] = Value::Null,
+            "/episode",
+            "integer",
+        ),
+        (
+            "groupedBy does not match groupKey",
+            |d| d["groupedBy"] = json!("monitor"),
+            "",
+            "oneOf",
+        ),
+        (
+            "no primaryIncidentId",
+            |d| drop(d.as_object_mut().unwrap().remove("primaryIncidentId")),
+            "",
+            "primaryIncidentId",
+        ),
+        (
+            "an unknown key",
+            |d| d["suppressed"] = json!(true),
+            "",
+            "suppressed",
+        ),
+    ];
+    for (what, edit, path, needle) in cases {
+        let mut decision = base.clone();
+        edit(&mut decision);
+        assert!(!validator.is_valid(&decision), "{what}: {decision}");
+        assert_refused(&validator, &decision, path, needle);
+    }
+    let mut input = json!({"event": fixture("metric-alarm.json"), "correlation": base});
+    assert_valid(&deliver, &input, "deliver input with its decision");
+    input["correlation"]["action"] = json!("closed");
+    assert_refused(&deliver, &input, "/correlation/action", "closed");
 }
