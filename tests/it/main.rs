@@ -4,6 +4,7 @@ mod cli;
 mod engine;
 #[cfg(feature = "aws")]
 mod enrich;
+mod episodes;
 mod intake;
 #[cfg(feature = "aws")]
 mod intake_aws;
