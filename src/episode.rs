@@ -388,20 +388,28 @@ fn decide_alarm(
         });
         return (Decision::Flapping, Some(next));
     }
+    let member = Member {
+        alarm: transition.alarm.clone(),
+        alarm_name: transition.alarm_name.clone(),
+        incident_id: transition.incident_id.clone(),
+        last_alarm_at: transition.at,
+        last_ok_at: None,
+    };
     if episode.members.len() >= MAX_MEMBERS || episode.updates >= config.max_updates {
-        let next = episode.next(latest);
+        // Past the update limit a member sends nothing, but is tracked (while there is room):
+        // its ALARM keeps the episode open, its OK counts for resolving it.
+        let next = episode.next(|next| {
+            latest(next);
+            if next.members.len() < MAX_MEMBERS {
+                next.members.push(member);
+            }
+        });
         return (Decision::UpdateLimit, Some(next));
     }
     let next = episode.next(|next| {
         latest(next);
         next.updates += 1;
-        next.members.push(Member {
-            alarm: transition.alarm.clone(),
-            alarm_name: transition.alarm_name.clone(),
-            incident_id: transition.incident_id.clone(),
-            last_alarm_at: transition.at,
-            last_ok_at: None,
-        });
+        next.members.push(member);
     });
     (Decision::Joined, Some(next))
 }
@@ -630,6 +638,26 @@ mod tests {
             ],
         );
         assert_eq!(decisions, ["opened", "joined", "update-limit"]);
+        let (decisions, episode) = run(
+            &config,
+            &[
+                transition("A", Alarm, 0),
+                transition("B", Alarm, 1),
+                transition("C", Alarm, 2),
+                transition("C", Alarm, 3),
+                transition("A", Fine, 4),
+                transition("B", Fine, 4),
+            ],
+        );
+        assert_eq!(decisions[3..], ["flapping", "recovered", "recovered"]);
+        // C sent nothing but is tracked: still in ALARM, it holds the resolve back.
+        assert!(
+            episode
+                .unwrap()
+                .members
+                .iter()
+                .any(|m| m.alarm_name == "C" && m.in_alarm())
+        );
     }
 
     #[test]

@@ -999,6 +999,7 @@ async fn real_decisions_are_correlate_decisions_and_render_their_bodies() {
     let payments = Some("payments");
     let a_ok = transition(metric, "A", "OK", &at(4));
     let b_ok = transition("metric-math-alarm.json", "B", "OK", &at(5));
+    let c_ok = transition("anomaly-detection-alarm.json", "C", "OK", &at(6));
     let d_ok = transition(metric, "D", "OK", &at(11));
     let steps: Vec<(&str, Value, Option<&str>, &str)> = vec![
         (
@@ -1026,8 +1027,10 @@ async fn real_decisions_are_correlate_decisions_and_render_their_bodies() {
             "flapping",
         ),
         ("Correlate", a_ok, checkout, "recovered"),
-        ("Correlate", b_ok.clone(), checkout, "resolve-pending"),
-        ("ConfirmResolve", b_ok, checkout, "resolved"),
+        ("Correlate", b_ok, checkout, "recovered"),
+        // C sent nothing (past the update limit) but is a member: its OK is the last one.
+        ("Correlate", c_ok.clone(), checkout, "resolve-pending"),
+        ("ConfirmResolve", c_ok, checkout, "resolved"),
         // Another group: a recovery, then its alarm back in ALARM during the quiet period.
         (
             "Correlate",
@@ -1110,7 +1113,11 @@ async fn real_decisions_are_correlate_decisions_and_render_their_bodies() {
     if let Some(member_incidents) = by_decision("resolved").get("memberIncidents") {
         assert_eq!(
             member_incidents,
-            &json!([decided[0]["incidentId"], decided[1]["incidentId"]])
+            &json!([
+                decided[0]["incidentId"],
+                decided[1]["incidentId"],
+                decided[2]["incidentId"]
+            ])
         );
     }
     assert!(by_decision("resolve-pending")["quietSeconds"].is_u64());

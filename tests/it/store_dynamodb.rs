@@ -1,12 +1,14 @@
 //! The DynamoDB incident store against moto's DynamoDB: the shared contract, then what the
 //! contract cannot see — the table as created, the raw items (keys, the sparse `outbox`, no
-//! `alarmName` for rejected inputs, event data as text), reads longer than one page or one
-//! transaction, retried transaction conflicts, and the classification of failures.
+//! `alarmName` for rejected inputs, event data as text, the EPISODE item and the sparse
+//! `groupKey`), reads longer than one page or one transaction, retried transaction conflicts,
+//! and the classification of failures.
 
 use crate::moto::Moto;
 use alarm_relay::adapters::aws::DynamoDbStore;
+use alarm_relay::episode::{Episode, Member};
 use alarm_relay::event::{AlarmEvent, IncidentId};
-use alarm_relay::incident::{self, EventType, Incident, IncidentStatus, NewEvent};
+use alarm_relay::incident::{self, Correlation, EventType, Incident, IncidentStatus, NewEvent};
 use alarm_relay::ports::{Created, IncidentStore, StoreError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -527,6 +529,100 @@ async fn items_have_the_documented_layout() {
         .await
         .unwrap();
     assert_eq!(outbox.count(), 0);
+}
+
+#[tokio::test]
+async fn episode_items_have_the_documented_layout() {
+    let moto = Moto::start();
+    let client = client(moto.endpoint());
+    let table = fresh_table(&client).await;
+    let store = DynamoDbStore::new(client.clone(), table.clone());
+    let group = "monitor:arn:aws:networkflowmonitor:us-east-1:123456789012:monitor/eks-db";
+
+    // GIVEN a decided incident (its episode with one member) and an undecided one
+    let (incident, first) = received();
+    store
+        .create(&incident, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let undecided = variant("Other", 60, IncidentStatus::Received);
+    store.create(&undecided, &[]).await.unwrap();
+    let opened_at = at(0);
+    let episode = Episode {
+        group_key: group.to_owned(),
+        number: 1,
+        primary_incident_id: incident.incident_id.clone(),
+        primary_alarm_name: incident.alarm_name.clone(),
+        opened_at,
+        last_transition_at: opened_at,
+        members: vec![Member {
+            alarm: incident.alarm_arn.clone(),
+            alarm_name: incident.alarm_name.clone(),
+            incident_id: incident.incident_id.clone(),
+            last_alarm_at: opened_at,
+            last_ok_at: None,
+        }],
+        updates: 0,
+        resolve_pending: None,
+        resolved_at: None,
+        version: 1,
+    };
+    let mut next = incident.advance(at(2));
+    next.correlation = Some(Correlation {
+        group_key: group.to_owned(),
+        primary_incident_id: incident.incident_id.clone(),
+        decision: "opened".to_owned(),
+        members: vec![incident.alarm_name.clone()],
+    });
+    let event = NewEvent::new(EventType::Correlated, at(2), json!({"decision": "opened"}));
+    store.decide(Some(&episode), &next, &event).await.unwrap();
+
+    // THEN the EPISODE item is keyed by the group and carries the episode under its serde names,
+    // optional fields left out
+    let item = raw_item(&client, &table, &format!("EPISODE#{group}"), "STATE").await;
+    assert_eq!(item["groupKey"], s(group));
+    assert_eq!(item["number"], n(1));
+    assert_eq!(item["version"], n(1));
+    assert_eq!(item["updates"], n(0));
+    assert_eq!(item["primaryIncidentId"], s(incident.incident_id.as_str()));
+    assert_eq!(item["primaryAlarmName"], s(&incident.alarm_name));
+    assert!(matches!(&item["members"], AttributeValue::L(members) if members.len() == 1));
+    assert!(!item.contains_key("resolvePending"));
+    assert!(!item.contains_key("resolvedAt"));
+    assert!(
+        !item.contains_key("createdAt"),
+        "so the episode is in no index"
+    );
+
+    // AND the decided projection carries groupKey (it is in ByGroup); the undecided one does not
+    let state = raw_item(
+        &client,
+        &table,
+        &format!("INCIDENT#{}", incident.incident_id),
+        "STATE",
+    )
+    .await;
+    assert_eq!(state["groupKey"], s(group));
+    let other = raw_item(
+        &client,
+        &table,
+        &format!("INCIDENT#{}", undecided.incident_id),
+        "STATE",
+    )
+    .await;
+    assert!(!other.contains_key("groupKey"));
+    let by_group = client
+        .scan()
+        .table_name(&table)
+        .index_name("ByGroup")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_group.count(), 1, "only the decided projection");
+    assert_eq!(
+        by_group.items()[0]["pk"],
+        s(&format!("INCIDENT#{}", incident.incident_id))
+    );
 }
 
 #[tokio::test]

@@ -39,6 +39,11 @@ fn enriched() -> Outcome {
     ok(json!({"metric": "CPUUtilization"}))
 }
 
+/// The Correlate state's decision for a new episode: deliver `created`.
+fn correlated() -> Outcome {
+    ok(json!({"decision": "opened", "action": "created"}))
+}
+
 fn delivered() -> Outcome {
     ok(json!({"status": 202, "attempt": 1}))
 }
@@ -54,6 +59,9 @@ const TASK: [&str; 5] = [
     "TaskSucceeded",
     "TaskStateExited",
 ];
+
+/// The Route choice after Correlate.
+const CHOICE: [&str; 2] = ["ChoiceStateEntered", "ChoiceStateExited"];
 
 #[test]
 fn loads_with_substitutions() {
@@ -101,14 +109,16 @@ fn success_history_and_output() {
     drive(
         &machine,
         &mut execution,
-        [enriched(), delivered(), recorded()],
+        [enriched(), correlated(), delivered(), recorded()],
         &mut env,
     );
     assert_eq!(execution.status(), Status::Succeeded);
     let mut expected = vec!["ExecutionStarted"];
-    for _ in 0..3 {
-        expected.extend(TASK);
-    }
+    expected.extend(TASK);
+    expected.extend(TASK);
+    expected.extend(CHOICE);
+    expected.extend(TASK);
+    expected.extend(TASK);
     expected.push("ExecutionSucceeded");
     assert_eq!(types(&execution), expected);
 
@@ -158,7 +168,7 @@ fn success_history_and_output() {
     assert!(history[4]["taskSucceededEventDetails"]["output"].is_string());
     assert_eq!(history[5]["stateExitedEventDetails"]["name"], "Enrich");
     let deliver_parameters: Value = serde_json::from_str(
-        history[7]["taskScheduledEventDetails"]["parameters"]
+        history[14]["taskScheduledEventDetails"]["parameters"]
             .as_str()
             .unwrap(),
     )
@@ -167,7 +177,11 @@ fn success_history_and_output() {
         deliver_parameters["Payload"]["execution"],
         json!({"arn": support::info().execution_arn, "retryCount": 0})
     );
-    let succeeded = &history[16]["executionSucceededEventDetails"];
+    assert_eq!(
+        deliver_parameters["Payload"]["correlation"],
+        json!({"decision": "opened", "action": "created"})
+    );
+    let succeeded = &history[23]["executionSucceededEventDetails"];
     assert_eq!(
         serde_json::from_str::<Value>(succeeded["output"].as_str().unwrap()).unwrap(),
         *execution.output().unwrap()
@@ -185,6 +199,7 @@ fn deliver_retries_then_succeeds() {
         &mut execution,
         [
             enriched(),
+            correlated(),
             Outcome::Err("Webhook.Transient", "503"),
             Outcome::Err("Webhook.Transient", "503"),
             delivered(),
@@ -214,6 +229,8 @@ fn deliver_retries_then_succeeds() {
     assert_eq!(retry_counts, [0, 1, 2]);
     let mut expected = vec!["ExecutionStarted"];
     expected.extend(TASK);
+    expected.extend(TASK);
+    expected.extend(CHOICE);
     expected.extend([
         "TaskStateEntered",
         "TaskScheduled",
@@ -230,7 +247,7 @@ fn deliver_retries_then_succeeds() {
     expected.extend(TASK);
     expected.push("ExecutionSucceeded");
     assert_eq!(types(&execution), expected);
-    let failed = serde_json::to_value(&execution.history()[9]).unwrap();
+    let failed = serde_json::to_value(&execution.history()[16]).unwrap();
     assert_eq!(
         failed["taskFailedEventDetails"],
         json!({"resourceType": "lambda", "resource": "invoke", "error": "Webhook.Transient", "cause": "503"})
@@ -244,6 +261,7 @@ fn deliver_backoff_is_full_jitter_of_capped_exponential() {
     env.default_random = 0.5;
     let mut execution = Execution::start(&machine, support::info(), input(), &mut env);
     drive_one(&machine, &mut execution, enriched(), &mut env);
+    drive_one(&machine, &mut execution, correlated(), &mut env);
     let mut sleeps = Vec::new();
     for _ in 0..6 {
         drive_one(
@@ -287,7 +305,7 @@ fn drive_one(
 
 fn fail_at_deliver(machine: &StateMachine, env: &mut TestEnv) -> Execution {
     let mut execution = Execution::start(machine, support::info(), input(), env);
-    let mut outcomes = vec![enriched()];
+    let mut outcomes = vec![enriched(), correlated()];
     outcomes.extend((0..7).map(|_| Outcome::Err("Webhook.Transient", "503 from receiver")));
     drive(machine, &mut execution, outcomes, env);
     execution
@@ -305,7 +323,7 @@ fn permanent_failure_at_deliver() {
     let types = types(&execution);
     assert_eq!(types.last().unwrap(), "ExecutionFailed");
     assert_eq!(types.iter().filter(|t| *t == "TaskFailed").count(), 7);
-    assert_eq!(types.iter().filter(|t| *t == "TaskStateEntered").count(), 2);
+    assert_eq!(types.iter().filter(|t| *t == "TaskStateEntered").count(), 3);
     let last = serde_json::to_value(execution.history().last().unwrap()).unwrap();
     assert_eq!(
         last["executionFailedEventDetails"],
@@ -322,7 +340,11 @@ fn non_retryable_deliver_error_fails_immediately() {
     drive(
         &machine,
         &mut execution,
-        [enriched(), Outcome::Err("Webhook.Rejected", "400")],
+        [
+            enriched(),
+            correlated(),
+            Outcome::Err("Webhook.Rejected", "400"),
+        ],
         &mut env,
     );
     assert_eq!(execution.status(), Status::Failed);
@@ -342,6 +364,7 @@ fn enrichment_failure_is_caught_and_delivery_goes_on() {
             Outcome::Err("Enrichment.Throttled", "slow down"),
             Outcome::Err("Enrichment.Throttled", "slow down"),
             Outcome::Err("Enrichment.Throttled", "still throttled"),
+            correlated(),
         ],
         &mut env,
     );
@@ -365,10 +388,10 @@ fn enrichment_failure_is_caught_and_delivery_goes_on() {
         "TaskStarted",
         "TaskFailed",
         "TaskStateExited",
-        "TaskStateEntered",
-        "TaskScheduled",
-        "TaskStarted",
     ]);
+    expected.extend(TASK);
+    expected.extend(CHOICE);
+    expected.extend(["TaskStateEntered", "TaskScheduled", "TaskStarted"]);
     assert_eq!(types(&execution), expected);
 
     // An error no retrier names goes straight to the States.ALL catcher.
@@ -380,7 +403,7 @@ fn enrichment_failure_is_caught_and_delivery_goes_on() {
         Outcome::Err("Enrichment.Broken", "bug"),
         &mut env,
     );
-    assert!(matches!(execution.action(), Action::Invoke { state, .. } if state == "Deliver"));
+    assert!(matches!(execution.action(), Action::Invoke { state, .. } if state == "Correlate"));
 }
 
 #[test]
@@ -478,6 +501,7 @@ fn persisted_execution_resumes_to_the_same_result() {
     let script = || {
         vec![
             enriched(),
+            correlated(),
             Outcome::Err("Webhook.Transient", "503"),
             delivered(),
             recorded(),
@@ -490,8 +514,9 @@ fn persisted_execution_resumes_to_the_same_result() {
     let mut env = TestEnv::new();
     let mut execution = Execution::start(&machine, support::info(), input(), &mut env);
     let mut outcomes = script().into_iter();
-    drive_one(&machine, &mut execution, outcomes.next().unwrap(), &mut env);
-    drive_one(&machine, &mut execution, outcomes.next().unwrap(), &mut env);
+    for _ in 0..3 {
+        drive_one(&machine, &mut execution, outcomes.next().unwrap(), &mut env);
+    }
     // Sleeping in the retry backoff: persist, "crash", reload.
     let saved = serde_json::to_string(&execution).unwrap();
     let mut reloaded: Execution = serde_json::from_str(&saved).unwrap();
