@@ -60,8 +60,9 @@ pub async fn handle(
     store: &dyn IncidentStore,
     clock: &dyn Clock,
 ) -> Result<Value, RecorderError> {
-    let input: StepInput = serde_json::from_value(input.clone())
-        .map_err(|error| RecorderError::Invalid(format!("{CORRELATE} input: {error}")))?;
+    let input: StepInput = serde_json::from_value(input.clone()).map_err(|error| {
+        RecorderError::Invalid(format!("{CORRELATE}/{CONFIRM_RESOLVE} input: {error}"))
+    })?;
     let event = AlarmEvent::from_value(input.event)
         .map_err(|error| RecorderError::Invalid(format!("{} input: event: {error}", input.step)))?;
     let id = IncidentId::from_raw(input.incident_id);

@@ -1,6 +1,8 @@
-//! Writing workflow outcomes into the incident's record: the Record state (DELIVERED), and the
-//! Step Functions `Execution Status Change` events (FAILED, TIMED_OUT, ABORTED, and a redriven
-//! execution running again). The recorder Lambda and the local engine both call [`handle`].
+//! Writing workflow outcomes into the incident's record: the Record state (DELIVERED,
+//! CORRELATED or RESOLVED), and the Step Functions `Execution Status Change` events (FAILED,
+//! TIMED_OUT, ABORTED, and a redriven execution running again). The recorder Lambda, which also
+//! runs the Correlate and ConfirmResolve states ([`crate::correlate`]), and the local engine
+//! both call [`invoke`].
 //!
 //! Failures are recorded from the status-change event rather than by a Catch in the workflow:
 //! a Catch would end the execution in a Fail state, and a console redrive would then re-run
