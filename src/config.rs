@@ -1,5 +1,6 @@
 //! The Lambdas' configuration, read from their environment (set by `template.yaml`).
 
+use crate::delivery::DeliveryMode;
 use std::time::Duration;
 
 /// Why the environment does not configure the function. Names the variable.
@@ -23,6 +24,9 @@ pub struct SignerConfig {
     pub connect_timeout: Duration,
     /// `WEBHOOK_TIMEOUT_MS` (default 10000): the whole request; keep it under the function timeout.
     pub timeout: Duration,
+    /// `DELIVERY_MODE` (`live`, the default, or `dry-run`: render, sign and record what would
+    /// be sent, and send nothing).
+    pub delivery_mode: DeliveryMode,
 }
 
 impl SignerConfig {
@@ -42,6 +46,13 @@ impl SignerConfig {
                 3000,
             )?),
             timeout: Duration::from_millis(positive(&lookup, "WEBHOOK_TIMEOUT_MS", 10_000)?),
+            delivery_mode: match lookup("DELIVERY_MODE") {
+                None => DeliveryMode::Live,
+                Some(text) => text.parse().map_err(|reason| ConfigError {
+                    variable: "DELIVERY_MODE",
+                    reason,
+                })?,
+            },
         })
     }
 }
@@ -266,6 +277,20 @@ mod tests {
         .unwrap();
         assert_eq!(config.secret_ttl, Duration::from_secs(300));
         assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(config.delivery_mode, DeliveryMode::Live);
+    }
+
+    #[test]
+    fn the_delivery_mode_is_live_or_dry_run() {
+        let base = [("SECRET_ARN", "x"), ("TABLE_NAME", "t")];
+        let with = |mode| {
+            let mut pairs = base.to_vec();
+            pairs.push(("DELIVERY_MODE", mode));
+            config(&pairs)
+        };
+        assert_eq!(with("dry-run").unwrap().delivery_mode, DeliveryMode::DryRun);
+        assert_eq!(with("live").unwrap().delivery_mode, DeliveryMode::Live);
+        assert_eq!(with("test").unwrap_err().variable, "DELIVERY_MODE");
     }
 
     #[test]

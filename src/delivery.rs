@@ -1,22 +1,28 @@
 //! One delivery of a webhook body: sign afresh, POST, classify, record.
 //!
-//! Every attempt sends the same body bytes with its own `x-amzn-event-timestamp` and signature.
+//! Every attempt sends the same body bytes with its own `x-amzn-event-timestamp` and signature
+//! (an HMAC webhook) or the `Authorization: Bearer` key (an API-key webhook). In
+//! [`DeliveryMode::DryRun`] the request is built and signed exactly the same way and recorded
+//! instead of sent.
 //! The outcome is data: 2xx is delivered; 408, 425, 429, 5xx, timeouts and connection errors are
 //! transient (with `Retry-After` surfaced); 3xx and every other 4xx are permanent. The retry
 //! schedule belongs to the caller (the Step Functions `Retry`, or the local engine): this module
 //! makes one attempt, plus exactly one more after a 401/403 with the secret read afresh, in
 //! case it was rotated.
 //!
-//! Records never hold the secret or a signature; the response excerpt is scrubbed of both in
-//! case a receiver echoes them.
+//! Records never hold the secret, the API key or a signature; the response excerpt is scrubbed
+//! of them in case a receiver echoes them.
 
 use crate::payload::WebhookBody;
 use crate::ports::SecretSource;
-use crate::ports::{Clock, SignedRequest, TransportError, WebhookResponse, WebhookTransport};
-use crate::secret::{SecretError, WebhookConfig};
+use crate::ports::{
+    Clock, Credentials, TransportError, WebhookRequest, WebhookResponse, WebhookTransport,
+};
+use crate::secret::{SecretError, WebhookAuth, WebhookConfig};
 use crate::signing::{self, Signature};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +43,45 @@ pub enum AttemptOutcome {
     Delivered,
     Transient,
     Permanent,
+    /// Built and signed, not sent ([`DeliveryMode::DryRun`]).
+    #[serde(rename = "dry-run")]
+    DryRun,
+}
+
+/// Whether the webhook is really called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// POST it (the default).
+    #[default]
+    Live,
+    /// Do everything but the POST, and record what would have been sent.
+    DryRun,
+}
+
+impl std::str::FromStr for DeliveryMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "live" => Ok(Self::Live),
+            "dry-run" => Ok(Self::DryRun),
+            other => Err(format!("must be live or dry-run, got {other:?}")),
+        }
+    }
+}
+
+/// What a dry run would have sent: enough to check it, nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunRecord {
+    /// `hmac` or `api-key`.
+    pub auth: String,
+    /// The webhook's host (the path may carry an id, and is left out).
+    pub host: String,
+    pub body_sha256: String,
+    pub body_bytes: usize,
+    /// The headers, with the signature and the key replaced by `[redacted]`.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Classifies an HTTP status from the webhook.
@@ -54,8 +99,15 @@ pub fn classify_status(status: u16) -> AttemptOutcome {
 pub struct AttemptRecord {
     /// When the request was signed (RFC 3339, milliseconds).
     pub at: String,
-    /// The `x-amzn-event-timestamp` sent.
-    pub event_timestamp: String,
+    /// The `x-amzn-event-timestamp` sent (HMAC webhooks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_timestamp: Option<String>,
+    /// `hmac` or `api-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// What would have been sent, for a dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRunRecord>,
     pub outcome: AttemptOutcome,
     /// Absent when no HTTP answer came back.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +182,7 @@ fn summary(record: &DeliveryRecord) -> String {
             AttemptOutcome::Transient => "transient",
             AttemptOutcome::Permanent => "permanent",
             AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::DryRun => "dry run",
         }
     );
     if let Some(seconds) = last.retry_after_seconds {
@@ -144,6 +197,7 @@ pub struct Deliverer {
     secrets: Arc<dyn SecretSource>,
     transport: Arc<dyn WebhookTransport>,
     clock: Arc<dyn Clock>,
+    mode: DeliveryMode,
 }
 
 impl Deliverer {
@@ -156,12 +210,27 @@ impl Deliverer {
             secrets,
             transport,
             clock,
+            mode: DeliveryMode::Live,
         }
     }
 
-    /// One delivery: an attempt, and after a 401/403 one more with the secret reread.
+    /// The same deliverer in `mode`.
+    pub fn with_mode(mut self, mode: DeliveryMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// One delivery: an attempt, and after a 401/403 one more with the secret reread. In a dry
+    /// run, one attempt that builds and signs the request and records it instead of sending.
     pub async fn deliver(&self, body: &WebhookBody) -> Result<DeliveryRecord, DeliveryError> {
         let config = self.secrets.webhook_config().await?;
+        if self.mode == DeliveryMode::DryRun {
+            return Ok(DeliveryRecord {
+                outcome: AttemptOutcome::DryRun,
+                body_sha256: body.sha256_hex(),
+                attempts: vec![self.dry_run(&config, body)],
+            });
+        }
         let mut attempts = vec![self.attempt(&config, body).await];
         if matches!(attempts[0].status_code, Some(401 | 403)) {
             let config = self.secrets.refresh().await?;
@@ -173,29 +242,99 @@ impl Deliverer {
             attempts,
         };
         match record.outcome {
-            AttemptOutcome::Delivered => Ok(record),
-            _ => Err(DeliveryError::Failed(record)),
+            AttemptOutcome::Delivered | AttemptOutcome::DryRun => Ok(record),
+            AttemptOutcome::Transient | AttemptOutcome::Permanent => {
+                Err(DeliveryError::Failed(record))
+            }
+        }
+    }
+
+    /// The request's credentials: a fresh timestamp and signature, or the API key.
+    fn credentials<'a>(
+        config: &'a WebhookConfig,
+        timestamp: &str,
+        body: &WebhookBody,
+    ) -> Signed<'a> {
+        match &config.auth {
+            WebhookAuth::Hmac(secret) => Signed::Hmac(
+                timestamp.to_owned(),
+                signing::sign(secret, timestamp, body.as_bytes()),
+            ),
+            WebhookAuth::ApiKey(key) => Signed::Bearer(key),
+        }
+    }
+
+    fn dry_run(&self, config: &WebhookConfig, body: &WebhookBody) -> AttemptRecord {
+        let now = self.clock.now();
+        let event_timestamp = signing::event_timestamp(now);
+        let signed = Self::credentials(config, &event_timestamp, body);
+        let mut headers =
+            BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]);
+        let timestamp = match &signed {
+            Signed::Hmac(timestamp, _) => {
+                headers.insert(signing::TIMESTAMP_HEADER.to_owned(), timestamp.clone());
+                headers.insert(
+                    signing::SIGNATURE_HEADER.to_owned(),
+                    "[redacted]".to_owned(),
+                );
+                Some(timestamp.clone())
+            }
+            Signed::Bearer(_) => {
+                headers.insert("authorization".to_owned(), "Bearer [redacted]".to_owned());
+                None
+            }
+        };
+        AttemptRecord {
+            at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            event_timestamp: timestamp,
+            auth: Some(config.auth.kind().to_owned()),
+            dry_run: Some(DryRunRecord {
+                auth: config.auth.kind().to_owned(),
+                host: config.url.host_str().unwrap_or_default().to_owned(),
+                body_sha256: body.sha256_hex(),
+                body_bytes: body.as_bytes().len(),
+                headers,
+            }),
+            outcome: AttemptOutcome::DryRun,
+            status_code: None,
+            latency_ms: 0,
+            retry_after_seconds: None,
+            error: None,
+            response_excerpt: None,
         }
     }
 
     async fn attempt(&self, config: &WebhookConfig, body: &WebhookBody) -> AttemptRecord {
         let now = self.clock.now();
         let event_timestamp = signing::event_timestamp(now);
-        let signature = signing::sign(&config.secret, &event_timestamp, body.as_bytes());
-        let request = SignedRequest {
+        let signed = Self::credentials(config, &event_timestamp, body);
+        let credentials = match &signed {
+            Signed::Hmac(timestamp, signature) => Credentials::Hmac {
+                timestamp,
+                signature,
+            },
+            Signed::Bearer(key) => Credentials::Bearer { key },
+        };
+        let request = WebhookRequest {
             url: &config.url,
-            timestamp: &event_timestamp,
-            signature: &signature,
+            credentials,
             body: body.as_bytes(),
         };
         let started = Instant::now();
         let answer = self.transport.post(request).await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let (event_timestamp, signature) = match signed {
+            Signed::Hmac(timestamp, signature) => (Some(timestamp), Some(signature)),
+            Signed::Bearer(_) => (None, None),
+        };
+        let auth = Some(config.auth.kind().to_owned());
         match answer {
             Ok(response) => AttemptRecord {
                 at,
                 event_timestamp,
+                auth,
+                dry_run: None,
                 outcome: classify_status(response.status),
                 status_code: Some(response.status),
                 latency_ms,
@@ -204,11 +343,13 @@ impl Deliverer {
                     .as_deref()
                     .and_then(|value| retry_after_seconds(value, now)),
                 error: None,
-                response_excerpt: excerpt(&response, config, &signature),
+                response_excerpt: excerpt(&response, config, signature.as_ref()),
             },
             Err(error) => AttemptRecord {
                 at,
                 event_timestamp,
+                auth,
+                dry_run: None,
                 outcome: match error {
                     TransportError::Refused(_) => AttemptOutcome::Permanent,
                     _ => AttemptOutcome::Transient,
@@ -221,6 +362,13 @@ impl Deliverer {
             },
         }
     }
+}
+
+/// The credentials an attempt computed: the timestamp and signature of an HMAC webhook, or
+/// the key of an API-key one.
+enum Signed<'a> {
+    Hmac(String, Signature),
+    Bearer(&'a crate::secret::ApiKey),
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date, in seconds from `now` (never negative).
@@ -236,16 +384,21 @@ pub fn retry_after_seconds(value: &str, now: DateTime<Utc>) -> Option<u64> {
 fn excerpt(
     response: &WebhookResponse,
     config: &WebhookConfig,
-    signature: &Signature,
+    signature: Option<&Signature>,
 ) -> Option<String> {
     if response.body_excerpt.is_empty() {
         return None;
     }
-    let mut text = response
-        .body_excerpt
-        .replace(signature.expose(), "[redacted]");
-    if let Ok(secret) = std::str::from_utf8(config.secret.bytes()) {
-        text = text.replace(secret, "[redacted]");
+    let mut text = response.body_excerpt.clone();
+    if let Some(signature) = signature {
+        text = text.replace(signature.expose(), "[redacted]");
+    }
+    let credential = match &config.auth {
+        WebhookAuth::Hmac(secret) => std::str::from_utf8(secret.bytes()).ok(),
+        WebhookAuth::ApiKey(key) => Some(key.expose()),
+    };
+    if let Some(credential) = credential.filter(|credential| !credential.is_empty()) {
+        text = text.replace(credential, "[redacted]");
     }
     Some(text)
 }

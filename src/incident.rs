@@ -41,10 +41,12 @@ pub enum IncidentStatus {
     Muted,
     /// The episode this incident opened (or closed) is over: `action: resolved` was delivered.
     Resolved,
+    /// Rendered, signed and recorded, not sent (`DeliveryMode` `dry-run`).
+    DryRun,
 }
 
 impl IncidentStatus {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Received,
         Self::Started,
         Self::Enriched,
@@ -56,6 +58,7 @@ impl IncidentStatus {
         Self::Suppressed,
         Self::Muted,
         Self::Resolved,
+        Self::DryRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +74,7 @@ impl IncidentStatus {
             Self::Suppressed => "SUPPRESSED",
             Self::Muted => "MUTED",
             Self::Resolved => "RESOLVED",
+            Self::DryRun => "DRY_RUN",
         }
     }
 }
@@ -84,7 +88,7 @@ impl fmt::Display for IncidentStatus {
 /// An unknown status name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown status {0:?}: expected one of RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED, CORRELATED, SUPPRESSED, MUTED, RESOLVED"
+    "unknown status {0:?}: expected one of RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED, CORRELATED, SUPPRESSED, MUTED, RESOLVED, DRY_RUN"
 )]
 pub struct UnknownStatus(pub String);
 
@@ -122,6 +126,8 @@ pub enum EventType {
     Correlated,
     /// The episode this incident opened was resolved (appended to the primary).
     Resolved,
+    /// A dry run ended: what would have been sent is in the `DeliveryAttempted` before it.
+    DryRun,
 }
 
 impl EventType {
@@ -140,6 +146,7 @@ impl EventType {
             Self::Redriven => "Redriven",
             Self::Correlated => "Correlated",
             Self::Resolved => "Resolved",
+            Self::DryRun => "DryRun",
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::episode::Episode;
 use crate::event::IncidentId;
 use crate::incident::{Incident, IncidentEvent, IncidentStatus, NewEvent};
-use crate::secret::{SecretError, WebhookConfig};
+use crate::secret::{ApiKey, SecretError, WebhookConfig};
 use crate::signing::Signature;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -35,12 +35,23 @@ pub trait SecretSource: Send + Sync {
     async fn refresh(&self) -> Result<Arc<WebhookConfig>, SecretError>;
 }
 
-/// One signed POST, as the transport puts it on the wire.
+/// How one request proves itself to the webhook.
+#[derive(Debug, Clone, Copy)]
+pub enum Credentials<'a> {
+    /// `x-amzn-event-timestamp` and `x-amzn-event-signature` (an HMAC webhook).
+    Hmac {
+        timestamp: &'a str,
+        signature: &'a Signature,
+    },
+    /// `Authorization: Bearer <key>` (an API-key webhook).
+    Bearer { key: &'a ApiKey },
+}
+
+/// One authenticated POST, as the transport puts it on the wire.
 #[derive(Debug)]
-pub struct SignedRequest<'a> {
+pub struct WebhookRequest<'a> {
     pub url: &'a Url,
-    pub timestamp: &'a str,
-    pub signature: &'a Signature,
+    pub credentials: Credentials<'a>,
     pub body: &'a [u8],
 }
 
@@ -75,10 +86,10 @@ pub enum TransportError {
     Io(String),
 }
 
-/// Sends a signed webhook request.
+/// Sends an authenticated webhook request.
 #[async_trait]
 pub trait WebhookTransport: Send + Sync {
-    async fn post(&self, request: SignedRequest<'_>) -> Result<WebhookResponse, TransportError>;
+    async fn post(&self, request: WebhookRequest<'_>) -> Result<WebhookResponse, TransportError>;
 }
 
 /// Why the incident store could not do what was asked.

@@ -89,17 +89,19 @@ async fn record_delivered(
         .pointer("/correlation/action")
         .and_then(Value::as_str)
         .unwrap_or("created");
-    let status = match action {
-        "updated" => IncidentStatus::Correlated,
-        "resolved" => IncidentStatus::Resolved,
-        _ => IncidentStatus::Delivered,
+    let dry_run = delivery.get("outcome").and_then(Value::as_str) == Some("dry-run");
+    let (status, kind) = match action {
+        _ if dry_run => (IncidentStatus::DryRun, EventType::DryRun),
+        "updated" => (IncidentStatus::Correlated, EventType::Delivered),
+        "resolved" => (IncidentStatus::Resolved, EventType::Delivered),
+        _ => (IncidentStatus::Delivered, EventType::Delivered),
     };
     let data = json!({
         "statusCode": delivery.pointer("/attempts").and_then(Value::as_array).and_then(|a| a.last()).and_then(|a| a.get("statusCode")),
         "bodySha256": delivery.get("bodySha256"),
         "action": action,
     });
-    let incident = append_once(store, clock, &id, EventType::Delivered, data, |incident| {
+    let incident = append_once(store, clock, &id, kind, data, |incident| {
         incident.status = status;
         incident.last_error = None;
     })

@@ -1,6 +1,9 @@
-//! The webhook configuration (`WEBHOOK_URL`, `WEBHOOK_SECRET`) and its TTL cache.
+//! The webhook configuration and its TTL cache.
 //!
-//! The document has the shape the seed stores in Secrets Manager. It is cached across warm
+//! The document has the shape the seed stores in Secrets Manager: `{"WEBHOOK_URL",
+//! "WEBHOOK_SECRET"}` for an HMAC webhook (signed as the seed signs), or `{"WEBHOOK_URL",
+//! "WEBHOOK_API_KEY"}` for an API-key webhook (`Authorization: Bearer <key>`, no signature), the
+//! two kinds of DevOps Agent webhook. Its auth follows its content. It is cached across warm
 //! invocations for a TTL, so a rotation takes effect without a redeploy, and [`SecretSource::refresh`]
 //! rereads it at once when the webhook answers 401/403.
 
@@ -18,6 +21,8 @@ use url::Url;
 pub const URL_KEY: &str = "WEBHOOK_URL";
 /// Key of the HMAC secret in the secret document.
 pub const SECRET_KEY: &str = "WEBHOOK_SECRET";
+/// Key of the API key in the secret document of an API-key webhook.
+pub const API_KEY_KEY: &str = "WEBHOOK_API_KEY";
 /// How long a fetched secret is used before it is read again, unless configured otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
@@ -30,16 +35,71 @@ pub enum SecretError {
     /// The secret does not exist or we may not read it; retrying will not help.
     #[error("secret not readable: {0}")]
     Denied(String),
-    /// The document is not `{"WEBHOOK_URL": "https://…", "WEBHOOK_SECRET": "…"}`.
+    /// The document is not `{"WEBHOOK_URL": "https://…", "WEBHOOK_SECRET" | "WEBHOOK_API_KEY": "…"}`.
     #[error("secret malformed: {0}")]
     Malformed(String),
+}
+
+/// An API-key webhook's key: sent as `Authorization: Bearer <key>`, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key. Call only to put it on the wire, or to compare or redact it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether an `Authorization` header value is `Bearer <this key>`, compared in constant
+    /// time.
+    pub fn authorizes(&self, header: &str) -> bool {
+        let Some(given) = header.strip_prefix("Bearer ") else {
+            return false;
+        };
+        let (given, expected) = (given.as_bytes(), self.0.as_bytes());
+        given.len() == expected.len()
+            && given
+                .iter()
+                .zip(expected)
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+/// How a webhook authenticates a request: what the secret document holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookAuth {
+    /// `x-amzn-event-timestamp` and `x-amzn-event-signature`, as the seed signs.
+    Hmac(WebhookSecret),
+    /// `Authorization: Bearer <key>`.
+    ApiKey(ApiKey),
+}
+
+impl WebhookAuth {
+    /// `hmac` or `api-key`, for records and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hmac(_) => "hmac",
+            Self::ApiKey(_) => "api-key",
+        }
+    }
 }
 
 /// Where and how to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     pub url: Url,
-    pub secret: WebhookSecret,
+    pub auth: WebhookAuth,
 }
 
 impl WebhookConfig {
@@ -53,11 +113,37 @@ impl WebhookConfig {
                 "{URL_KEY} must be an https:// URL with a host"
             )));
         }
-        Ok(Self {
-            url,
-            secret: WebhookSecret::new(field(&value, SECRET_KEY)?),
-        })
+        let auth = match (value.get(SECRET_KEY), value.get(API_KEY_KEY)) {
+            (Some(_), None) => WebhookAuth::Hmac(WebhookSecret::new(field(&value, SECRET_KEY)?)),
+            (None, Some(_)) => WebhookAuth::ApiKey(ApiKey::new(field(&value, API_KEY_KEY)?)),
+            (Some(_), Some(_)) => {
+                return Err(SecretError::Malformed(format!(
+                    "both {SECRET_KEY} and {API_KEY_KEY} are set: keep the one of the webhook's type (HMAC or API key)"
+                )));
+            }
+            (None, None) => {
+                return Err(SecretError::Malformed(format!(
+                    "{SECRET_KEY} (an HMAC webhook) or {API_KEY_KEY} (an API-key webhook) must be a non-empty string"
+                )));
+            }
+        };
+        Ok(Self { url, auth })
     }
+}
+
+/// The API key a receiver expects: a secret document's `WEBHOOK_API_KEY`, or the whole text
+/// of a file holding just the key (trimmed).
+pub fn api_key_from_text(text: &str) -> Result<ApiKey, SecretError> {
+    if let Ok(document) = serde_json::from_str::<Value>(text)
+        && document.is_object()
+    {
+        return Ok(ApiKey::new(field(&document, API_KEY_KEY)?));
+    }
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(SecretError::Malformed("the API key file is empty".into()));
+    }
+    Ok(ApiKey::new(key))
 }
 
 /// Only the HMAC secret of a document (`sign`, `verify` and the receiver need no URL).
@@ -151,7 +237,30 @@ mod tests {
     fn parses_the_seed_document() {
         let config = WebhookConfig::from_json(DOC).unwrap();
         assert_eq!(config.url.host_str(), Some("event-ai.us-east-1.api.aws"));
-        assert_eq!(config.secret, WebhookSecret::new("k1"));
+        assert_eq!(config.auth, WebhookAuth::Hmac(WebhookSecret::new("k1")));
+        assert_eq!(config.auth.kind(), "hmac");
+    }
+
+    #[test]
+    fn an_api_key_document_is_an_api_key_webhook() {
+        let config = WebhookConfig::from_json(
+            r#"{"WEBHOOK_URL":"https://x.example/webhook","WEBHOOK_API_KEY":"key-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(config.auth, WebhookAuth::ApiKey(ApiKey::new("key-1")));
+        assert_eq!(config.auth.kind(), "api-key");
+        assert!(!format!("{config:?}").contains("key-1"));
+        let key = ApiKey::new("key-1");
+        assert!(key.authorizes("Bearer key-1"));
+        for wrong in ["Bearer key-2", "Bearer key-10", "key-1", "bearer key-1", ""] {
+            assert!(!key.authorizes(wrong), "{wrong}");
+        }
+        assert_eq!(api_key_from_text(" key-1\n").unwrap(), key);
+        assert_eq!(
+            api_key_from_text(r#"{"WEBHOOK_API_KEY":"key-1"}"#).unwrap(),
+            key
+        );
+        assert!(api_key_from_text("  ").is_err());
     }
 
     #[test]
@@ -171,6 +280,22 @@ mod tests {
                 r#"{"WEBHOOK_URL":"not a url","WEBHOOK_SECRET":"hunter2"}"#,
                 "is not a URL",
             ),
+            (
+                r#"{"WEBHOOK_URL":"https://x.example","WEBHOOK_SECRET":"hunter2","WEBHOOK_API_KEY":"hunter2"}"#,
+                "both WEBHOOK_SECRET and WEBHOOK_API_KEY",
+            ),
+            (
+                r#"{"WEBHOOK_URL":"https://x.example"}"#,
+                "WEBHOOK_SECRET (an HMAC webhook) or WEBHOOK_API_KEY",
+            ),
+            (
+                r#"{"WEBHOOK_URL":"https://x.example","WEBHOOK_API_KEY":""}"#,
+                "WEBHOOK_API_KEY must be",
+            ),
+            (
+                r#"{"WEBHOOK_URL":"https://x.example","WEBHOOK_API_KEY":7}"#,
+                "WEBHOOK_API_KEY must be",
+            ),
         ] {
             let error = WebhookConfig::from_json(document).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
@@ -186,19 +311,19 @@ mod tests {
         let source =
             CachedSecretSource::new(fetcher.clone(), clock.clone(), Duration::from_secs(60));
         assert_eq!(
-            source.webhook_config().await.unwrap().secret,
-            WebhookSecret::new("k1")
+            source.webhook_config().await.unwrap().auth,
+            WebhookAuth::Hmac(WebhookSecret::new("k1"))
         );
         clock.advance(Duration::from_secs(59));
         assert_eq!(
-            source.webhook_config().await.unwrap().secret,
-            WebhookSecret::new("k1")
+            source.webhook_config().await.unwrap().auth,
+            WebhookAuth::Hmac(WebhookSecret::new("k1"))
         );
         assert_eq!(fetcher.calls(), 1);
         clock.advance(Duration::from_secs(1));
         assert_eq!(
-            source.webhook_config().await.unwrap().secret,
-            WebhookSecret::new("k2")
+            source.webhook_config().await.unwrap().auth,
+            WebhookAuth::Hmac(WebhookSecret::new("k2"))
         );
         assert_eq!(fetcher.calls(), 2);
     }
@@ -210,12 +335,12 @@ mod tests {
         let source = CachedSecretSource::new(fetcher.clone(), clock, DEFAULT_TTL);
         source.webhook_config().await.unwrap();
         assert_eq!(
-            source.refresh().await.unwrap().secret,
-            WebhookSecret::new("k2")
+            source.refresh().await.unwrap().auth,
+            WebhookAuth::Hmac(WebhookSecret::new("k2"))
         );
         assert_eq!(
-            source.webhook_config().await.unwrap().secret,
-            WebhookSecret::new("k2")
+            source.webhook_config().await.unwrap().auth,
+            WebhookAuth::Hmac(WebhookSecret::new("k2"))
         );
         assert_eq!(fetcher.calls(), 2);
     }

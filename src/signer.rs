@@ -242,7 +242,8 @@ async fn in_order(
         .filter(|primary| primary != own)
     {
         match status(primary.clone()).await? {
-            Some(IncidentStatus::Delivered | IncidentStatus::Resolved) => {}
+            Some(IncidentStatus::Delivered | IncidentStatus::Resolved | IncidentStatus::DryRun) => {
+            }
             other => {
                 return Err(pending(format!(
                     "the episode's primary {primary} is {} (its created is not delivered yet)",
@@ -286,7 +287,7 @@ async fn record_attempts(
             let mut next = incident.advance(now);
             next.attempts += 1;
             next.last_error = match attempt.outcome {
-                AttemptOutcome::Delivered => None,
+                AttemptOutcome::Delivered | AttemptOutcome::DryRun => None,
                 _ => Some(match (attempt.status_code, &attempt.error) {
                     (Some(status), _) => format!("webhook answered {status}"),
                     (None, Some(error)) => error.clone(),

@@ -1,7 +1,7 @@
 //! Fakes of the ports, for this crate's tests and for anyone testing code built on it.
 
 use crate::ports::{
-    Clock, SecretFetcher, SignedRequest, StartError, TransportError, WebhookResponse,
+    Clock, Credentials, SecretFetcher, StartError, TransportError, WebhookRequest, WebhookResponse,
     WebhookTransport, WorkflowStarter,
 };
 use crate::secret::SecretError;
@@ -88,8 +88,11 @@ impl SecretFetcher for ScriptedFetcher {
 #[derive(Debug, Clone)]
 pub struct SentRequest {
     pub url: String,
+    /// The HMAC headers (empty for an API-key request).
     pub timestamp: String,
     pub signature: String,
+    /// The `Authorization` header of an API-key request.
+    pub authorization: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -144,11 +147,23 @@ impl FakeTransport {
 
 #[async_trait]
 impl WebhookTransport for FakeTransport {
-    async fn post(&self, request: SignedRequest<'_>) -> Result<WebhookResponse, TransportError> {
+    async fn post(&self, request: WebhookRequest<'_>) -> Result<WebhookResponse, TransportError> {
+        let (timestamp, signature, authorization) = match request.credentials {
+            Credentials::Hmac {
+                timestamp,
+                signature,
+            } => (timestamp.to_owned(), signature.expose().to_owned(), None),
+            Credentials::Bearer { key } => (
+                String::new(),
+                String::new(),
+                Some(format!("Bearer {}", key.expose())),
+            ),
+        };
         self.sent.lock().expect("transport lock").push(SentRequest {
             url: request.url.to_string(),
-            timestamp: request.timestamp.to_owned(),
-            signature: request.signature.expose().to_owned(),
+            timestamp,
+            signature: signature.clone(),
+            authorization: authorization.clone(),
             body: request.body.to_vec(),
         });
         let answer = self
@@ -159,8 +174,8 @@ impl WebhookTransport for FakeTransport {
             .unwrap_or(Ok(200))?;
         let body_excerpt = if self.echo {
             format!(
-                "bad signature {} for secret test-secret",
-                request.signature.expose()
+                "bad signature {signature} {} for secret test-secret",
+                authorization.unwrap_or_default()
             )
         } else {
             String::new()

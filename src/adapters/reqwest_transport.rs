@@ -3,11 +3,12 @@
 //! HTTPS-only policy: plain HTTP only to a loopback host and only when explicitly allowed.
 
 use crate::ports::{
-    RESPONSE_EXCERPT_BYTES, SignedRequest, TransportError, WebhookResponse, WebhookTransport,
+    Credentials, RESPONSE_EXCERPT_BYTES, TransportError, WebhookRequest, WebhookResponse,
+    WebhookTransport,
 };
 use crate::signing::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use std::net::IpAddr;
 use std::time::Duration;
 use url::{Host, Url};
@@ -111,14 +112,24 @@ fn root_cause(error: &reqwest::Error) -> String {
 
 #[async_trait]
 impl WebhookTransport for ReqwestTransport {
-    async fn post(&self, request: SignedRequest<'_>) -> Result<WebhookResponse, TransportError> {
+    async fn post(&self, request: WebhookRequest<'_>) -> Result<WebhookResponse, TransportError> {
         self.check_policy(request.url)?;
-        let mut response = self
+        let post = self
             .client
             .post(request.url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(TIMESTAMP_HEADER, request.timestamp)
-            .header(SIGNATURE_HEADER, request.signature.expose())
+            .header(CONTENT_TYPE, "application/json");
+        let post = match request.credentials {
+            Credentials::Hmac {
+                timestamp,
+                signature,
+            } => post
+                .header(TIMESTAMP_HEADER, timestamp)
+                .header(SIGNATURE_HEADER, signature.expose()),
+            Credentials::Bearer { key } => {
+                post.header(AUTHORIZATION, format!("Bearer {}", key.expose()))
+            }
+        };
+        let mut response = post
             .body(request.body.to_vec())
             .send()
             .await

@@ -34,6 +34,10 @@ const POLL: Duration = Duration::from_millis(100);
 pub(super) struct DemoArgs {
     #[command(flatten)]
     correlation: super::CorrelationArgs,
+    /// Render, sign and record what would be sent, and send nothing: the receiver should see
+    /// no request, and every incident that would send ends DRY_RUN.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// The demo's quiet period before resolving, unless `--resolve-quiet` is given.
@@ -135,6 +139,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
     let receiver = Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: secret_from_json(&json!({ "WEBHOOK_SECRET": demo_secret }).to_string())
                 .map_err(|error| CliError::input("demo secret", error))?,
             record_path: record_path.clone(),
@@ -154,6 +159,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         secret_file: secret_path,
         allow_http_loopback: true,
         correlation,
+        delivery_mode: super::delivery_mode(args.dry_run),
     })
     .map_err(|error| CliError::Input(error.to_string()))?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -207,7 +213,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         print_audit(&pipeline, primary).await?;
     }
     print_episodes(&pipeline, &incidents).await?;
-    check_receiver(&record_path, &pipeline, &incidents).await
+    check_receiver(&record_path, &pipeline, &incidents, args.dry_run).await
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> Result<(u16, Value), CliError> {
@@ -410,9 +416,13 @@ async fn check_receiver(
     record_path: &std::path::Path,
     pipeline: &Pipeline,
     incidents: &[String],
+    dry_run: bool,
 ) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(record_path)
-        .map_err(|error| CliError::input(record_path.display(), error))?;
+    // The receiver writes its record on the first request: a dry run may leave none.
+    let text = match std::fs::read_to_string(record_path) {
+        Err(error) if dry_run && error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        read => read.map_err(|error| CliError::input(record_path.display(), error))?,
+    };
     let lines: Vec<Value> = text
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
@@ -438,6 +448,7 @@ async fn check_receiver(
         lines.len()
     );
     let mut failures = Vec::new();
+    let mut dry_runs = 0;
     for id in incidents {
         let copies = accepted.get(id).map_or(&[][..], Vec::as_slice);
         let signed = copies.iter().all(|line| line["signatureValid"] == true);
@@ -447,14 +458,20 @@ async fn check_receiver(
             .await
             .map_err(|error| CliError::input("store", error))?
             .map(|incident| incident.status);
-        let sends = matches!(
-            status,
-            Some(IncidentStatus::Delivered | IncidentStatus::Correlated | IncidentStatus::Resolved)
-        );
+        let sends = !dry_run
+            && matches!(
+                status,
+                Some(
+                    IncidentStatus::Delivered
+                        | IncidentStatus::Correlated
+                        | IncidentStatus::Resolved
+                )
+            );
         let actions: Vec<&str> = copies
             .iter()
             .filter_map(|line| line["body"]["action"].as_str())
             .collect();
+        dry_runs += usize::from(status == Some(IncidentStatus::DryRun));
         let ok = signed && copies.len() == usize::from(sends);
         let status = status.map_or("unknown".to_owned(), |status| status.to_string());
         println!(
@@ -471,7 +488,13 @@ async fn check_receiver(
             failures.push(id.clone());
         }
     }
-    if failures.is_empty() {
+    if failures.is_empty() && dry_run {
+        println!(
+            "\ndemo ok (dry run): {dry_runs} message(s) rendered, signed and recorded for {} alarm transition(s); none sent",
+            incidents.len()
+        );
+        Ok(())
+    } else if failures.is_empty() {
         println!(
             "\ndemo ok: {investigations} investigation(s) for {} alarm transition(s); every message delivered exactly once with a valid signature",
             incidents.len()

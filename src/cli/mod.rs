@@ -134,6 +134,15 @@ impl CorrelationArgs {
     }
 }
 
+/// `--dry-run` as a delivery mode.
+fn delivery_mode(dry_run: bool) -> crate::delivery::DeliveryMode {
+    if dry_run {
+        crate::delivery::DeliveryMode::DryRun
+    } else {
+        crate::delivery::DeliveryMode::Live
+    }
+}
+
 /// How a command failed, and so its exit code.
 #[derive(Debug, thiserror::Error)]
 enum CliError {

@@ -44,6 +44,7 @@ pub(super) async fn run(args: RedriveArgs) -> Result<(), CliError> {
         args.secret.path,
         args.allow_http_loopback,
         args.correlation.serve_config(),
+        crate::delivery::DeliveryMode::Live,
     )?;
     let store = &pipeline.store;
     let failed = |error| CliError::input("store", error);

@@ -3,6 +3,7 @@
 
 use super::CliError;
 use crate::config::CorrelationConfig;
+use crate::delivery::DeliveryMode;
 use crate::engine::pipeline::{Pipeline, PipelineConfig, SWEEP_LIMIT};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ pub(super) struct ServeArgs {
     allow_http_loopback: bool,
     #[command(flatten)]
     correlation: super::CorrelationArgs,
+    /// Render, sign and record what would be sent, and send nothing (incidents end DRY_RUN).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -34,6 +38,7 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
         args.secret.path,
         args.allow_http_loopback,
         args.correlation.serve_config(),
+        super::delivery_mode(args.dry_run),
     )?;
     let (resumed, swept) = pipeline
         .recover()
@@ -63,12 +68,14 @@ pub(super) fn open(
     secret_file: PathBuf,
     allow_http_loopback: bool,
     correlation: CorrelationConfig,
+    delivery_mode: DeliveryMode,
 ) -> Result<Pipeline, CliError> {
     let config = PipelineConfig {
         db,
         secret_file,
         allow_http_loopback,
         correlation,
+        delivery_mode,
     };
     Pipeline::open(&config).map_err(|error| CliError::Input(error.to_string()))
 }

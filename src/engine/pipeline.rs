@@ -6,7 +6,7 @@ use super::{DEFINITION, Engine, substitutions};
 use crate::adapters::local::{OfflineAlarmSource, SecretFile, SqliteExecutions};
 use crate::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
 use crate::config::CorrelationConfig;
-use crate::delivery::Deliverer;
+use crate::delivery::{Deliverer, DeliveryMode};
 use crate::intake::Intake;
 use crate::outbox::{Dispatcher, SweepReport};
 use crate::ports::{AlarmSource, Clock, IncidentStore, StoreError};
@@ -31,6 +31,8 @@ pub struct PipelineConfig {
     pub allow_http_loopback: bool,
     /// The episode rules (see [`crate::episode`]).
     pub correlation: CorrelationConfig,
+    /// `DryRun`: render, sign and record what would be sent, send nothing.
+    pub delivery_mode: DeliveryMode,
 }
 
 /// Why the pipeline could not be put together.
@@ -120,7 +122,8 @@ impl Pipeline {
             )),
             Arc::new(transport),
             clock.clone(),
-        );
+        )
+        .with_mode(config.delivery_mode);
         let functions = LocalFunctions {
             deliverer: Arc::new(deliverer),
             alarms,

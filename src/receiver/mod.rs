@@ -2,7 +2,8 @@
 //!
 //! It checks requests as DevOps Agent does: a missing, malformed, stale (outside
 //! [`TOLERANCE_IN_SECONDS`](crate::signing::TOLERANCE_IN_SECONDS) by default) or wrong
-//! timestamp/signature is 401; a body that is not JSON is 400; anything else is accepted with
+//! timestamp/signature is 401 (for an API-key receiver: a missing or wrong
+//! `Authorization: Bearer` key); a body that is not JSON is 400; anything else is accepted with
 //! 202. Every request, faulted or not, is appended as one JSON line to the record file (never
 //! with its signature), so tests and operators can see exactly what arrived. A [`FaultPlan`]
 //! scripts failures for the next requests.
@@ -11,12 +12,13 @@ pub mod faults;
 
 use crate::adapters::SystemClock;
 use crate::ports::Clock;
+use crate::secret::ApiKey;
 use crate::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError, WebhookSecret};
 use chrono::SecondsFormat;
 pub use faults::{Fault, FaultPlan, FaultPlanError};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -41,6 +43,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How the receiver behaves.
 pub struct ReceiverConfig {
     pub secret: WebhookSecret,
+    /// Expect `Authorization: Bearer <key>` (an API-key webhook) instead of a signature.
+    pub api_key: Option<ApiKey>,
     /// The JSON-lines file every request is appended to.
     pub record_path: PathBuf,
     pub faults: FaultPlan,
@@ -210,7 +214,7 @@ async fn handle(
         .and_then(|value| value.get("incidentId"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let verdict = check_signature(&state, &parts.headers, &body);
+    let verdict = check_credentials(&state, &parts.headers, &body);
     line.signature_valid = verdict.is_ok();
     match fault {
         Some(Fault::Drop) => {
@@ -245,8 +249,7 @@ async fn handle(
             None,
         ));
     }
-    if let Err(error) = verdict {
-        let message = error.to_string();
+    if let Err(message) = verdict {
         line.error = Some(message.clone());
         return Ok(answer(
             &state,
@@ -276,6 +279,19 @@ async fn handle(
         "webhook received",
         None,
     ))
+}
+
+/// The request's credentials: the Bearer key when the receiver expects one, else the signature
+/// (`signatureValid` in the record means either). The error names what is wrong, never a value.
+fn check_credentials(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+    match &state.config.api_key {
+        Some(key) => match header(headers, AUTHORIZATION.as_str()) {
+            Some(value) if key.authorizes(value) => Ok(()),
+            Some(_) => Err("Authorization is not Bearer and the webhook's API key".to_owned()),
+            None => Err("missing Authorization: Bearer <API key>".to_owned()),
+        },
+        None => check_signature(state, headers, body).map_err(|error| error.to_string()),
+    }
 }
 
 fn check_signature(state: &State, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {

@@ -28,6 +28,7 @@ async fn receiver(dir: &Path, name: &str, secret: &str, faults: &str) -> Receive
     Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: WebhookSecret::new(secret),
             record_path: dir.join(name),
             faults: FaultPlan::parse(faults).unwrap(),
@@ -54,6 +55,7 @@ impl Local {
             secret_file: dir.path().join("secret.json"),
             allow_http_loopback: true,
             correlation: CorrelationConfig::default(),
+            delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
         })
         .unwrap();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -243,6 +245,7 @@ async fn bad_input_is_answered_and_recorded_never_lost() {
         secret_file: local.dir.path().join("secret.json"),
         allow_http_loopback: true,
         correlation: CorrelationConfig::default(),
+        delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
     });
     assert!(
         matches!(

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const METRIC: &str = include_str!("../fixtures/metric-alarm.json");
-const SECRET: &str = "episodes-secret";
+pub(crate) const SECRET: &str = "episodes-secret";
 /// How long any one wait of these tests may take.
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -29,14 +29,14 @@ const STORM: [&str; 4] = [
 ];
 
 /// A running `serve`, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     url: String,
     client: reqwest::Client,
 }
 
 impl Serve {
-    fn start(dir: &Path, secret: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(dir: &Path, secret: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
             .args([
                 "serve",
@@ -72,7 +72,7 @@ impl Serve {
     }
 
     /// POSTs `event`; answers the 202's `{"incidentId", "status"}`.
-    async fn post(&self, event: &Value) -> Value {
+    pub(crate) async fn post(&self, event: &Value) -> Value {
         let response = self
             .client
             .post(format!("{}/events", self.url))
@@ -85,7 +85,7 @@ impl Serve {
     }
 
     /// `GET /incidents/{id}`: `{"incident", "events", "history"}`.
-    async fn incident(&self, id: &str) -> Value {
+    pub(crate) async fn incident(&self, id: &str) -> Value {
         let response = self
             .client
             .get(format!("{}/incidents/{id}", self.url))
@@ -97,7 +97,7 @@ impl Serve {
     }
 
     /// Polls `GET /incidents/{id}` until `done` holds for it; answers that last answer.
-    async fn until(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn until(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let started = Instant::now();
         loop {
             let incident = self.incident(id).await;
@@ -113,7 +113,7 @@ impl Serve {
     }
 
     /// Waits until the incident's execution ended (succeeded) with the incident in `status`.
-    async fn settled(&self, id: &str, status: &str) -> Value {
+    pub(crate) async fn settled(&self, id: &str, status: &str) -> Value {
         self.until(id, &format!("{status} and its execution over"), |answer| {
             answer["incident"]["status"] == status && execution_succeeded(answer)
         })
@@ -135,10 +135,11 @@ fn execution_succeeded(answer: &Value) -> bool {
 }
 
 /// A receiver accepting everything signed with [`SECRET`], and the secret file naming it.
-async fn receiver(dir: &Path) -> (Receiver, PathBuf) {
+pub(crate) async fn receiver(dir: &Path) -> (Receiver, PathBuf) {
     let receiver = Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: WebhookSecret::new(SECRET),
             record_path: dir.join("received.jsonl"),
             faults: FaultPlan::parse("").unwrap(),
@@ -154,7 +155,7 @@ async fn receiver(dir: &Path) -> (Receiver, PathBuf) {
 }
 
 /// The receiver's accepted requests, in the order they arrived.
-fn accepted(dir: &Path) -> Vec<Value> {
+pub(crate) fn accepted(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("received.jsonl"))
         .unwrap_or_default()
         .lines()
@@ -172,7 +173,7 @@ fn with_action(dir: &Path, action: &str) -> Vec<Value> {
 }
 
 /// Waits until the receiver accepted `count` bodies.
-async fn until_accepted(dir: &Path, count: usize) -> Vec<Value> {
+pub(crate) async fn until_accepted(dir: &Path, count: usize) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let lines = accepted(dir);
@@ -188,10 +189,10 @@ async fn until_accepted(dir: &Path, count: usize) -> Vec<Value> {
     }
 }
 
-const MONITOR: &str = "arn:aws:networkflowmonitor:us-east-1:123456789012:monitor/";
+pub(crate) const MONITOR: &str = "arn:aws:networkflowmonitor:us-east-1:123456789012:monitor/";
 
 /// The event time `seconds` after the fixture's 10:00, as CloudWatch writes it.
-fn at(seconds: u32) -> String {
+pub(crate) fn at(seconds: u32) -> String {
     format!(
         "2026-11-24T{:02}:{:02}:{:02}.000+0000",
         10 + seconds / 3600,
@@ -202,7 +203,13 @@ fn at(seconds: u32) -> String {
 
 /// The metric fixture as the alarm `alarm` of the monitor `monitor` watching `metric`,
 /// entering `state` at `timestamp`.
-fn event(alarm: &str, monitor: &str, metric: &str, state: &str, timestamp: &str) -> Value {
+pub(crate) fn event(
+    alarm: &str,
+    monitor: &str,
+    metric: &str,
+    state: &str,
+    timestamp: &str,
+) -> Value {
     let mut event: Value = serde_json::from_str(METRIC).unwrap();
     event["time"] = json!(timestamp.replace(".000+0000", "Z"));
     event["resources"] = json!([format!(
@@ -238,7 +245,7 @@ fn storm(monitor: &str, n: usize, state: &str, timestamp: &str) -> Value {
 }
 
 /// The incident id of `event` (its alarm name and state timestamp).
-fn id_of(event: &Value) -> String {
+pub(crate) fn id_of(event: &Value) -> String {
     AlarmEvent::parse(event.to_string().as_bytes())
         .unwrap()
         .incident_id()

@@ -34,6 +34,7 @@ async fn setup(
     let receiver = Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: WebhookSecret::new(receiver_secret),
             record_path: record.clone(),
             faults: FaultPlan::parse(faults).unwrap(),

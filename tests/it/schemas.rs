@@ -23,7 +23,8 @@ const WEBHOOK_RESOLVED: &str = "webhook-resolved.schema.json";
 const CORRELATE_DECISION: &str = "correlate-decision.schema.json";
 const DELIVER_INPUT: &str = "deliver-input.schema.json";
 const DELIVERY_RECORD: &str = "delivery-record.schema.json";
-const SCHEMAS: [&str; 7] = [
+const ALARMS_FILE: &str = "alarms-file.schema.json";
+const SCHEMAS: [&str; 8] = [
     ALARM_EVENT,
     WEBHOOK_BODY,
     WEBHOOK_UPDATED,
@@ -31,6 +32,7 @@ const SCHEMAS: [&str; 7] = [
     CORRELATE_DECISION,
     DELIVER_INPUT,
     DELIVERY_RECORD,
+    ALARMS_FILE,
 ];
 
 const FIXTURES: [&str; 4] = [
@@ -121,7 +123,9 @@ fn rendered(name: &str) -> Value {
 fn attempt(outcome: AttemptOutcome) -> AttemptRecord {
     AttemptRecord {
         at: "2026-11-24T10:00:00.000Z".into(),
-        event_timestamp: "2026-11-24T10:00:00.000Z".into(),
+        event_timestamp: Some("2026-11-24T10:00:00.000Z".into()),
+        auth: Some("hmac".into()),
+        dry_run: None,
         outcome,
         status_code: None,
         latency_ms: 0,
@@ -1264,4 +1268,240 @@ fn correlate_decision_schema_refuses_near_misses() {
     assert_valid(&deliver, &input, "deliver input with its decision");
     input["correlation"]["action"] = json!("closed");
     assert_refused(&deliver, &input, "/correlation/action", "closed");
+}
+
+// The local alarm file: what `aws cloudwatch describe-alarms` prints, plus each alarm's tags.
+
+#[cfg(feature = "local")]
+mod alarms_file {
+    use super::*;
+    use alarm_relay::adapters::local::{AlarmFileError, FileAlarmSource};
+    use alarm_relay::event::StateValue;
+    use alarm_relay::ports::{AlarmDefinition, AlarmSource};
+    use std::collections::BTreeMap;
+
+    /// Not in tests/fixtures itself: `seed_compat::fixtures_match_seed` takes every JSON file
+    /// there for an alarm event.
+    fn example_path() -> PathBuf {
+        manifest_path(&["tests", "fixtures", "alarm-file", "alarms.json"])
+    }
+
+    fn example_text() -> String {
+        let path = example_path();
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    }
+
+    fn example() -> Value {
+        serde_json::from_str(&example_text()).expect("the example is JSON")
+    }
+
+    #[tokio::test]
+    async fn the_example_alarm_file_validates_and_loads() {
+        assert_valid(&validator(ALARMS_FILE), &example(), "alarms.json");
+        let source = FileAlarmSource::from_json(&example_text()).expect("the example loads");
+        let loaded = FileAlarmSource::load(&example_path()).expect("the example loads");
+        assert_eq!((source.len(), loaded.len()), (3, 3));
+
+        let Some(AlarmDefinition::Metric(db)) =
+            source.describe_alarm("NFM-Alarm-EKS-DB").await.unwrap()
+        else {
+            panic!("NFM-Alarm-EKS-DB is a metric alarm");
+        };
+        assert_eq!(db.state, Some(StateValue::Alarm));
+        assert_eq!(
+            db.state_updated_at.as_deref(),
+            Some("2026-11-24T10:00:00.000Z")
+        );
+        assert_eq!(db.threshold, Some(50.0));
+        assert_eq!(db.statistic.as_deref(), Some("Sum"));
+        assert_eq!((db.period, db.evaluation_periods), (Some(300), Some(1)));
+        let tags = source.alarm_tags(db.arn.as_deref().unwrap()).await.unwrap();
+        assert_eq!(
+            tags,
+            Some(BTreeMap::from([
+                ("alarm-relay:destination".to_owned(), "db-team".to_owned()),
+                ("alarm-relay:priority".to_owned(), "CRITICAL".to_owned()),
+                ("alarm-relay:service".to_owned(), "checkout-db".to_owned()),
+            ]))
+        );
+
+        let Some(AlarmDefinition::Metric(math)) = source
+            .describe_alarm("NFM-EKS-DB-Retransmissions")
+            .await
+            .unwrap()
+        else {
+            panic!("NFM-EKS-DB-Retransmissions is a metric alarm");
+        };
+        assert_eq!((math.statistic, math.period), (None, None));
+        assert_eq!(math.threshold, Some(2.5));
+        let arn = math.arn.unwrap();
+        assert_eq!(
+            source.alarm_tags(&arn).await.unwrap(),
+            Some(BTreeMap::new())
+        );
+
+        let Some(AlarmDefinition::Composite(composite)) =
+            source.describe_alarm("NetworkPathDegraded").await.unwrap()
+        else {
+            panic!("NetworkPathDegraded is a composite alarm");
+        };
+        assert_eq!(
+            composite.actions_suppressor.as_deref(),
+            Some("MaintenanceWindow")
+        );
+        let names = [
+            "NFM-Alarm-EKS-DB",
+            "NFM-EKS-DB-Retransmissions",
+            "NFM-Alarm-EKS-Cache",
+        ]
+        .map(str::to_owned);
+        assert_eq!(
+            source.alarm_states(&names).await.unwrap(),
+            BTreeMap::from([
+                ("NFM-Alarm-EKS-DB".to_owned(), StateValue::Alarm),
+                ("NFM-EKS-DB-Retransmissions".to_owned(), StateValue::Ok),
+            ])
+        );
+    }
+
+    /// One row per fault: the schema refuses it at `pointer` and the loader at `at`.
+    #[test]
+    fn the_alarm_file_schema_refuses_what_the_loader_refuses() {
+        let validator = validator(ALARMS_FILE);
+        type Edit = fn(&mut Value);
+        let cases: [(Edit, &str, &str, &str); 10] = [
+            (
+                |f| {
+                    drop(
+                        f["MetricAlarms"][0]["Tags"][2]
+                            .as_object_mut()
+                            .unwrap()
+                            .remove("Value"),
+                    )
+                },
+                "/MetricAlarms/0/Tags/2",
+                "Value",
+                "MetricAlarms[0].Tags[2]",
+            ),
+            (
+                |f| {
+                    drop(
+                        f["CompositeAlarms"][0]
+                            .as_object_mut()
+                            .unwrap()
+                            .remove("AlarmName"),
+                    )
+                },
+                "/CompositeAlarms/0",
+                "AlarmName",
+                "CompositeAlarms[0]",
+            ),
+            (
+                |f| f["MetricAlarms"][1]["AlarmName"] = json!(""),
+                "/MetricAlarms/1/AlarmName",
+                "",
+                "MetricAlarms[1].AlarmName",
+            ),
+            (
+                |f| f["MetricAlarms"][1]["StateValue"] = json!("PENDING"),
+                "/MetricAlarms/1/StateValue",
+                "PENDING",
+                "MetricAlarms[1].StateValue",
+            ),
+            (
+                |f| f["CompositeAlarms"][0]["StateUpdatedTimestamp"] = json!("yesterday"),
+                "/CompositeAlarms/0/StateUpdatedTimestamp",
+                "date-time",
+                "CompositeAlarms[0].StateUpdatedTimestamp",
+            ),
+            (
+                |f| f["MetricAlarms"][0]["EvaluationPeriods"] = json!(-1),
+                "/MetricAlarms/0/EvaluationPeriods",
+                "minimum",
+                "MetricAlarms[0].EvaluationPeriods",
+            ),
+            (
+                |f| f["MetricAlarms"][0]["Dimensions"] = json!({"MonitorId": "m"}),
+                "/MetricAlarms/0/Dimensions",
+                "array",
+                "MetricAlarms[0].Dimensions",
+            ),
+            (
+                |f| {
+                    drop(
+                        f["MetricAlarms"][1]["Metrics"][1]["MetricStat"]
+                            .as_object_mut()
+                            .unwrap()
+                            .remove("Stat"),
+                    )
+                },
+                "/MetricAlarms/1/Metrics/1/MetricStat",
+                "",
+                "MetricAlarms[1].Metrics[1].MetricStat",
+            ),
+            (
+                |f| f["MetricAlarms"][0] = json!(["NFM-Alarm-EKS-DB"]),
+                "/MetricAlarms/0",
+                "object",
+                "MetricAlarms[0]",
+            ),
+            (
+                |f| f["CompositeAlarms"] = Value::Null,
+                "/CompositeAlarms",
+                "array",
+                "CompositeAlarms",
+            ),
+        ];
+        for (edit, pointer, needle, at) in cases {
+            let mut file = example();
+            edit(&mut file);
+            assert_refused(&validator, &file, pointer, needle);
+            match FileAlarmSource::from_json(&file.to_string()) {
+                Err(AlarmFileError::Invalid { at: found, .. }) => {
+                    assert_eq!(found, at, "{pointer}")
+                }
+                other => panic!("{pointer}: the loader answers {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_alarm_file_schema_accepts_what_the_loader_tolerates() {
+        let validator = validator(ALARMS_FILE);
+        type Edit = fn(&mut Value);
+        let cases: [(&str, Edit); 6] = [
+            ("no alarms at all", |f| *f = json!({})),
+            ("no composite alarms", |f| {
+                drop(f.as_object_mut().unwrap().remove("CompositeAlarms"))
+            }),
+            ("unknown fields everywhere", |f| {
+                f["NextToken"] = json!("abc");
+                f["MetricAlarms"][0]["EvaluationState"] = json!("PARTIAL_DATA");
+                f["MetricAlarms"][0]["Tags"][0]["ResourceArn"] = json!("arn");
+                f["MetricAlarms"][1]["Metrics"][0]["Extra"] = json!([1, 2]);
+            }),
+            ("nulls for optional fields", |f| {
+                f["MetricAlarms"][0]["Unit"] = Value::Null;
+                f["MetricAlarms"][0]["Threshold"] = Value::Null;
+                f["CompositeAlarms"][0]["StateValue"] = Value::Null;
+                f["CompositeAlarms"][0]["StateUpdatedTimestamp"] = Value::Null;
+            }),
+            ("no tags and no state", |f| {
+                let alarm = f["MetricAlarms"][0].as_object_mut().unwrap();
+                alarm.remove("Tags");
+                alarm.remove("StateValue");
+            }),
+            ("an alarm of a name only", |f| {
+                f["MetricAlarms"] = json!([{"AlarmName": "bare"}]);
+            }),
+        ];
+        for (what, edit) in cases {
+            let mut file = example();
+            edit(&mut file);
+            assert_valid(&validator, &file, what);
+            if let Err(error) = FileAlarmSource::from_json(&file.to_string()) {
+                panic!("{what}: the loader refuses it: {error}");
+            }
+        }
+    }
 }

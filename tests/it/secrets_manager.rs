@@ -5,10 +5,12 @@
 use crate::moto::Moto;
 use alarm_relay::adapters::aws::SecretsManagerFetcher;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
-use alarm_relay::delivery::{AttemptOutcome, Deliverer};
+use alarm_relay::delivery::{AttemptOutcome, Deliverer, DeliveryMode};
+use alarm_relay::event::AlarmEvent;
+use alarm_relay::payload::WebhookBody;
 use alarm_relay::ports::{SecretFetcher, SecretSource};
 use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
-use alarm_relay::secret::{CachedSecretSource, SecretError};
+use alarm_relay::secret::{ApiKey, CachedSecretSource, SecretError, WebhookAuth};
 use alarm_relay::signer::{self, ErrorName};
 use alarm_relay::signing::WebhookSecret;
 use aws_sdk_secretsmanager::Client;
@@ -59,8 +61,8 @@ async fn fetches_the_document_and_rereads_it_after_rotation() {
         Duration::from_secs(300),
     );
     assert_eq!(
-        source.webhook_config().await.unwrap().secret,
-        WebhookSecret::new("v1")
+        source.webhook_config().await.unwrap().auth,
+        WebhookAuth::Hmac(WebhookSecret::new("v1"))
     );
 
     client
@@ -71,13 +73,13 @@ async fn fetches_the_document_and_rereads_it_after_rotation() {
         .await
         .unwrap();
     assert_eq!(
-        source.webhook_config().await.unwrap().secret,
-        WebhookSecret::new("v1"),
+        source.webhook_config().await.unwrap().auth,
+        WebhookAuth::Hmac(WebhookSecret::new("v1")),
         "cached"
     );
     assert_eq!(
-        source.refresh().await.unwrap().secret,
-        WebhookSecret::new("v2"),
+        source.refresh().await.unwrap().auth,
+        WebhookAuth::Hmac(WebhookSecret::new("v2")),
         "reread"
     );
 }
@@ -125,6 +127,7 @@ async fn signer_handler_delivers_with_its_secret_in_secrets_manager() {
     let receiver = Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: WebhookSecret::new("agent-secret"),
             record_path: dir.path().join("received.jsonl"),
             faults: FaultPlan::parse("503").unwrap(),
@@ -176,4 +179,74 @@ async fn signer_handler_delivers_with_its_secret_in_secrets_manager() {
     assert_eq!(record.outcome, AttemptOutcome::Delivered);
     assert_eq!(record.last().status_code, Some(202));
     receiver.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_key_secret_delivers_with_a_bearer_key_and_a_dry_run_sends_nothing() {
+    // GIVEN an API-key webhook's secret in Secrets Manager and a receiver expecting its key
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record_path = dir.path().join("received.jsonl");
+    let receiver = Receiver::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ReceiverConfig {
+            api_key: Some(ApiKey::new("agent-api-key")),
+            secret: WebhookSecret::new(String::new()),
+            record_path: record_path.clone(),
+            faults: FaultPlan::parse("").unwrap(),
+            tolerance: Duration::from_secs(300),
+        },
+    )
+    .await
+    .unwrap();
+    let client = client(moto.endpoint());
+    let document =
+        serde_json::json!({"WEBHOOK_URL": receiver.url(), "WEBHOOK_API_KEY": "agent-api-key"});
+    let arn = create(&client, "api-key-hook", &document.to_string()).await;
+    let clock = Arc::new(SystemClock);
+    let secrets = Arc::new(CachedSecretSource::new(
+        SecretsManagerFetcher::new(client, arn),
+        clock.clone(),
+        Duration::from_secs(300),
+    ));
+    assert_eq!(
+        secrets.webhook_config().await.unwrap().auth,
+        WebhookAuth::ApiKey(ApiKey::new("agent-api-key"))
+    );
+    let transport = Arc::new(
+        ReqwestTransport::new(HttpTransportConfig {
+            allow_http_loopback: true,
+            ..HttpTransportConfig::default()
+        })
+        .unwrap(),
+    );
+    let live = Deliverer::new(secrets.clone(), transport.clone(), clock.clone());
+    let dry = Deliverer::new(secrets, transport, clock).with_mode(DeliveryMode::DryRun);
+    let metric = include_str!("../fixtures/metric-alarm.json");
+    let body = WebhookBody::render(&AlarmEvent::parse(metric.as_bytes()).unwrap());
+
+    // WHEN it is delivered live, THEN the receiver accepts it on the key, with no signature
+    let record = live.deliver(&body).await.unwrap();
+    assert_eq!(record.outcome, AttemptOutcome::Delivered);
+    assert_eq!(record.last().auth.as_deref(), Some("api-key"));
+    assert_eq!(record.last().event_timestamp, None);
+    // WHEN it is a dry run, THEN nothing more arrives and the record says what would have
+    let dry_record = dry.deliver(&body).await.unwrap();
+    assert_eq!(dry_record.outcome, AttemptOutcome::DryRun);
+    let would = dry_record.last().dry_run.clone().unwrap();
+    assert_eq!(would.auth, "api-key");
+    assert_eq!(would.body_sha256, body.sha256_hex());
+    assert_eq!(would.headers["authorization"], "Bearer [redacted]");
+    receiver.stop().await;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&record_path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "accepted");
+    assert_eq!(lines[0]["signatureValid"], true);
+    assert!(lines[0].get("eventTimestamp").is_none());
+    let records = serde_json::to_string(&(record, dry_record)).unwrap();
+    assert!(!records.contains("agent-api-key"), "{records}");
 }

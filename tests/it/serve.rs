@@ -86,6 +86,7 @@ async fn receiver(dir: &Path, faults: &str) -> Receiver {
     Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: WebhookSecret::new(SECRET),
             record_path: dir.join("received.jsonl"),
             faults: FaultPlan::parse(faults).unwrap(),

@@ -33,6 +33,7 @@ pub(crate) async fn run_local(
     let receiver = Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: WebhookSecret::new(receiver_secret),
             record_path: dir.path().join("received.jsonl"),
             faults: FaultPlan::parse(faults).unwrap(),
@@ -50,6 +51,7 @@ pub(crate) async fn run_local(
         secret_file: secret_path,
         allow_http_loopback: true,
         correlation: CorrelationConfig::default(),
+        delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
     };
     let pipeline = match alarms {
         Some(alarms) => Pipeline::open_with(&config, alarms),

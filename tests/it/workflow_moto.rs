@@ -74,6 +74,7 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
     let receiver = Receiver::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         ReceiverConfig {
+            api_key: None,
             secret: WebhookSecret::new(receiver_secret),
             record_path: record_path.clone(),
             faults: FaultPlan::parse(faults).unwrap(),

@@ -35,11 +35,10 @@ pub fn signer_deliverer(
         timeout: config.timeout,
         allow_http_loopback: false,
     })?;
-    Ok(Deliverer::new(
-        Arc::new(secrets),
-        Arc::new(transport),
-        clock,
-    ))
+    Ok(
+        Deliverer::new(Arc::new(secrets), Arc::new(transport), clock)
+            .with_mode(config.delivery_mode),
+    )
 }
 
 /// The incident table.
