@@ -1,7 +1,43 @@
 //! The Lambdas' configuration, read from their environment (set by `template.yaml`).
 
 use crate::delivery::DeliveryMode;
+use crate::routing::{Priority, valid_destination};
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// What the enricher reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnricherConfig {
+    /// `TABLE_NAME`: the incident table.
+    pub table_name: String,
+    /// `RELAY_ACCOUNT_ID`: this account; alarms of any other are a member account's.
+    pub relay_account_id: Option<String>,
+    /// `MEMBER_READ_ROLE_NAME` (empty: this account only): the role the enricher assumes in
+    /// a member account to read its alarms (`template-member.yaml`).
+    pub member_read_role_name: Option<String>,
+}
+
+impl EnricherConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let optional = |name: &str| {
+            lookup(name)
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty())
+        };
+        Ok(Self {
+            table_name: required(&lookup, "TABLE_NAME", "must name the incident table")?,
+            relay_account_id: optional("RELAY_ACCOUNT_ID"),
+            member_read_role_name: optional("MEMBER_READ_ROLE_NAME"),
+        })
+    }
+}
+
+/// The secret-name prefix of destinations other than the default.
+pub const DEFAULT_DESTINATION_PREFIX: &str = "alarm-relay/destinations/";
 
 /// Why the environment does not configure the function. Names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +63,9 @@ pub struct SignerConfig {
     /// `DELIVERY_MODE` (`live`, the default, or `dry-run`: render, sign and record what would
     /// be sent, and send nothing).
     pub delivery_mode: DeliveryMode,
+    /// `DESTINATION_SECRET_PREFIX` (default `alarm-relay/destinations/`): the destination NAME
+    /// is the secret `<prefix><NAME>`.
+    pub destination_secret_prefix: String,
 }
 
 impl SignerConfig {
@@ -53,6 +92,8 @@ impl SignerConfig {
                     reason,
                 })?,
             },
+            destination_secret_prefix: lookup("DESTINATION_SECRET_PREFIX")
+                .unwrap_or_else(|| DEFAULT_DESTINATION_PREFIX.to_owned()),
         })
     }
 }
@@ -189,6 +230,75 @@ impl CorrelationConfig {
     pub fn enabled(&self) -> bool {
         !self.window.is_zero()
     }
+}
+
+/// The relay's routing defaults: the signer's environment, `serve`'s options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoutingConfig {
+    /// `DEFAULT_PRIORITY` (default HIGH, the seed's).
+    pub default_priority: Option<Priority>,
+    /// `ACCOUNT_DESTINATIONS`: `accountId=name,…`.
+    pub account_destinations: BTreeMap<String, String>,
+}
+
+impl RoutingConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let default_priority = match lookup("DEFAULT_PRIORITY").filter(|t| !t.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|reason| ConfigError {
+                variable: "DEFAULT_PRIORITY",
+                reason,
+            })?),
+        };
+        let account_destinations =
+            parse_account_destinations(lookup("ACCOUNT_DESTINATIONS").as_deref().unwrap_or(""))
+                .map_err(|reason| ConfigError {
+                    variable: "ACCOUNT_DESTINATIONS",
+                    reason,
+                })?;
+        Ok(Self {
+            default_priority,
+            account_destinations,
+        })
+    }
+
+    /// The priority of alarms without a priority tag.
+    pub fn priority(&self) -> Priority {
+        self.default_priority.unwrap_or(Priority::High)
+    }
+}
+
+/// `accountId=name` pairs, comma-separated (spaces around them ignored; empty = none).
+pub fn parse_account_destinations(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut pairs = BTreeMap::new();
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let (account, name) = parse_account_destination(item)?;
+        pairs.insert(account, name);
+    }
+    Ok(pairs)
+}
+
+/// One `accountId=name`.
+pub fn parse_account_destination(item: &str) -> Result<(String, String), String> {
+    let (account, name) = item
+        .split_once('=')
+        .map(|(account, name)| (account.trim(), name.trim()))
+        .ok_or_else(|| format!("{item:?} is not accountId=name"))?;
+    if account.len() != 12 || !account.chars().all(|ch| ch.is_ascii_digit()) {
+        return Err(format!("{account:?} is not a 12-digit account id"));
+    }
+    if !valid_destination(name) {
+        return Err(format!("{name:?} is not a destination name"));
+    }
+    Ok((account.to_owned(), name.to_owned()))
 }
 
 fn required(

@@ -15,6 +15,7 @@ use crate::event::{AlarmEvent, IncidentId};
 use crate::incident::{Correlation, EventType, Incident, IncidentStatus, NewEvent};
 use crate::ports::{Clock, IncidentStore, StoreError};
 use crate::recorder::RecorderError;
+use crate::routing;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::hash::{BuildHasher, Hasher};
@@ -135,8 +136,11 @@ async fn correlate(
         if let Some(decision) = recorded(store, id, CORRELATE).await? {
             return Ok(decision);
         }
-        let stored = store.episode(&group_key).await?;
         let incident = current(store, id).await?;
+        if !routing::enabled(tags).0 {
+            return skip(id, &group_key, incident, store, clock).await;
+        }
+        let stored = store.episode(&group_key).await?;
         let (decision, write) = episode::decide(config, &group_key, stored.as_ref(), &transition);
         // The episode the incident is part of: the one written, or the one that stays.
         let episode = write.as_ref().or(stored.as_ref()).filter(|_| {
@@ -272,6 +276,39 @@ async fn back_off(attempt: usize) {
         .finish();
     let fraction = u32::try_from(random % 1_000).unwrap_or(0);
     tokio::time::sleep(ceiling * fraction / 1_000).await;
+}
+
+/// An alarm that opted out (`alarm-relay:enabled` = `false`): SKIPPED, part of no episode,
+/// never delivered, the decision recorded like any other.
+async fn skip(
+    id: &IncidentId,
+    group_key: &str,
+    incident: Incident,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<Value, RecorderError> {
+    let mut data = decision_data(CORRELATE, id, group_key, None);
+    data.insert("decision".into(), json!("skipped"));
+    data.insert("action".into(), json!("none"));
+    data.insert(
+        "reason".into(),
+        json!(format!("the alarm's {} tag is false", routing::ENABLED_TAG)),
+    );
+    let now = clock.now();
+    let mut next = incident.advance(now);
+    next.correlation = Some(correlation(&data));
+    next.status = IncidentStatus::Skipped;
+    let data = Value::Object(data);
+    let log = NewEvent::new(EventType::Correlated, now, data.clone());
+    match store.decide(None, &next, &log).await {
+        Ok(()) => Ok(data),
+        // Another writer changed the incident: the state's Retry (Store.Unavailable) decides again.
+        Err(StoreError::VersionConflict(_)) => Err(StoreError::Unavailable(format!(
+            "incident {id} changed while it was skipped"
+        ))
+        .into()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn contended(id: &IncidentId) -> RecorderError {

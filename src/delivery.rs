@@ -13,11 +13,12 @@
 //! Records never hold the secret, the API key or a signature; the response excerpt is scrubbed
 //! of them in case a receiver echoes them.
 
+use crate::destination::NamedDestinations;
 use crate::payload::WebhookBody;
-use crate::ports::SecretSource;
 use crate::ports::{
     Clock, Credentials, TransportError, WebhookRequest, WebhookResponse, WebhookTransport,
 };
+use crate::ports::{Destinations, SecretSource};
 use crate::secret::{SecretError, WebhookAuth, WebhookConfig};
 use crate::signing::{self, Signature};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -74,6 +75,8 @@ impl std::str::FromStr for DeliveryMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DryRunRecord {
+    /// The destination's name (`default` for the relay's own secret).
+    pub destination: String,
     /// `hmac` or `api-key`.
     pub auth: String,
     /// The webhook's host (the path may carry an id, and is left out).
@@ -194,7 +197,7 @@ fn summary(record: &DeliveryRecord) -> String {
 /// Delivers webhook bodies with injected secrets, transport and clock.
 #[derive(Clone)]
 pub struct Deliverer {
-    secrets: Arc<dyn SecretSource>,
+    destinations: Arc<dyn Destinations>,
     transport: Arc<dyn WebhookTransport>,
     clock: Arc<dyn Clock>,
     mode: DeliveryMode,
@@ -207,11 +210,18 @@ impl Deliverer {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            secrets,
+            destinations: Arc::new(NamedDestinations::fixed(secrets, Default::default())),
             transport,
             clock,
             mode: DeliveryMode::Live,
         }
+    }
+
+    /// The same deliverer, its secrets (the default destination's among them) from
+    /// `destinations`.
+    pub fn with_destinations(mut self, destinations: Arc<dyn Destinations>) -> Self {
+        self.destinations = destinations;
+        self
     }
 
     /// The same deliverer in `mode`.
@@ -223,17 +233,40 @@ impl Deliverer {
     /// One delivery: an attempt, and after a 401/403 one more with the secret reread. In a dry
     /// run, one attempt that builds and signs the request and records it instead of sending.
     pub async fn deliver(&self, body: &WebhookBody) -> Result<DeliveryRecord, DeliveryError> {
-        let config = self.secrets.webhook_config().await?;
+        self.deliver_to(body, None).await
+    }
+
+    /// [`Deliverer::deliver`] to the destination `name` (`None`: the default). A destination
+    /// whose secret cannot be read fails naming it.
+    pub async fn deliver_to(
+        &self,
+        body: &WebhookBody,
+        destination: Option<&str>,
+    ) -> Result<DeliveryRecord, DeliveryError> {
+        let label = destination.unwrap_or("default");
+        let named = |error: SecretError| match error {
+            SecretError::Unavailable(reason) => {
+                SecretError::Unavailable(format!("destination {label}: {reason}"))
+            }
+            SecretError::Denied(reason) => {
+                SecretError::Denied(format!("destination {label}: {reason}"))
+            }
+            SecretError::Malformed(reason) => {
+                SecretError::Malformed(format!("destination {label}: {reason}"))
+            }
+        };
+        let secrets = self.destinations.secrets(destination).map_err(named)?;
+        let config = secrets.webhook_config().await.map_err(named)?;
         if self.mode == DeliveryMode::DryRun {
             return Ok(DeliveryRecord {
                 outcome: AttemptOutcome::DryRun,
                 body_sha256: body.sha256_hex(),
-                attempts: vec![self.dry_run(&config, body)],
+                attempts: vec![self.dry_run(&config, body, label)],
             });
         }
         let mut attempts = vec![self.attempt(&config, body).await];
         if matches!(attempts[0].status_code, Some(401 | 403)) {
-            let config = self.secrets.refresh().await?;
+            let config = secrets.refresh().await.map_err(named)?;
             attempts.push(self.attempt(&config, body).await);
         }
         let record = DeliveryRecord {
@@ -264,7 +297,12 @@ impl Deliverer {
         }
     }
 
-    fn dry_run(&self, config: &WebhookConfig, body: &WebhookBody) -> AttemptRecord {
+    fn dry_run(
+        &self,
+        config: &WebhookConfig,
+        body: &WebhookBody,
+        destination: &str,
+    ) -> AttemptRecord {
         let now = self.clock.now();
         let event_timestamp = signing::event_timestamp(now);
         let signed = Self::credentials(config, &event_timestamp, body);
@@ -289,6 +327,7 @@ impl Deliverer {
             event_timestamp: timestamp,
             auth: Some(config.auth.kind().to_owned()),
             dry_run: Some(DryRunRecord {
+                destination: destination.to_owned(),
                 auth: config.auth.kind().to_owned(),
                 host: config.url.host_str().unwrap_or_default().to_owned(),
                 body_sha256: body.sha256_hex(),

@@ -10,15 +10,17 @@
 //! `Enrichment.Failed`, and the state's `Catch` delivers without enrichment. Either way the
 //! outcome is appended to the incident's log (`Enriched` or `EnrichmentFailed`).
 
+use crate::adapters::OfflineAlarmSource;
 use crate::event::{AlarmEvent, AlarmKind, IncidentId};
 use crate::incident::{EventType, IncidentStatus, NewEvent, timestamp};
 use crate::ports::{
-    AlarmDefinition, AlarmSource, Clock, Datapoint, EnrichError, IncidentStore, MetricQuery,
-    StoreError,
+    AlarmDefinition, AlarmSource, AlarmSources, Clock, Datapoint, EnrichError, IncidentStore,
+    MetricQuery, StoreError,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// The most datapoints an enrichment carries (newest first).
 pub const MAX_DATAPOINTS: usize = 20;
@@ -570,6 +572,41 @@ pub async fn handle(
     store: &dyn IncidentStore,
     clock: &dyn Clock,
 ) -> Result<Value, EnrichError> {
+    handle_noted(input, source, None, store, clock).await
+}
+
+/// [`handle`] with the source `sources` gives the alarm's account and region (its own
+/// CloudWatch, or a member account's read role). An account it may not read is enriched from
+/// the event alone, with the reason in the notes.
+pub async fn handle_in(
+    input: Value,
+    sources: &dyn AlarmSources,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<Value, EnrichError> {
+    let text = |key: &str| {
+        input
+            .pointer(&format!("/event/{key}"))
+            .and_then(Value::as_str)
+    };
+    let (account, region) = (text("account").unwrap_or(""), text("region").unwrap_or(""));
+    let (source, note) = match sources.for_account(account, region).await {
+        Ok(source) => (source, None),
+        Err(reason) => (
+            Arc::new(OfflineAlarmSource) as Arc<dyn AlarmSource>,
+            Some(reason),
+        ),
+    };
+    handle_noted(input, source.as_ref(), note, store, clock).await
+}
+
+async fn handle_noted(
+    input: Value,
+    source: &dyn AlarmSource,
+    note: Option<String>,
+    store: &dyn IncidentStore,
+    clock: &dyn Clock,
+) -> Result<Value, EnrichError> {
     let input: EnrichInput = serde_json::from_value(input)
         .map_err(|error| EnrichError::Failed(format!("enrich input: {error}")))?;
     let id = IncidentId::from_raw(input.incident_id);
@@ -577,6 +614,12 @@ pub async fn handle(
         Ok(event) => enrich(&event, source, clock.now()).await,
         Err(error) => Err(EnrichError::Failed(format!("enrich input: event: {error}"))),
     };
+    let result = result.map(|mut enrichment| {
+        if let (Some(note), Some(notes)) = (note, enrichment["notes"].as_array_mut()) {
+            notes.insert(0, json!(note));
+        }
+        enrichment
+    });
     match result {
         Ok(enrichment) => {
             let status = record(store, clock, &id, EventType::Enriched, &enrichment, true)

@@ -43,10 +43,12 @@ pub enum IncidentStatus {
     Resolved,
     /// Rendered, signed and recorded, not sent (`DeliveryMode` `dry-run`).
     DryRun,
+    /// The alarm opted out (`alarm-relay:enabled` = `false`): recorded, never delivered.
+    Skipped,
 }
 
 impl IncidentStatus {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Received,
         Self::Started,
         Self::Enriched,
@@ -59,6 +61,7 @@ impl IncidentStatus {
         Self::Muted,
         Self::Resolved,
         Self::DryRun,
+        Self::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl IncidentStatus {
             Self::Muted => "MUTED",
             Self::Resolved => "RESOLVED",
             Self::DryRun => "DRY_RUN",
+            Self::Skipped => "SKIPPED",
         }
     }
 }
@@ -88,7 +92,7 @@ impl fmt::Display for IncidentStatus {
 /// An unknown status name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown status {0:?}: expected one of RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED, CORRELATED, SUPPRESSED, MUTED, RESOLVED, DRY_RUN"
+    "unknown status {0:?}: expected one of RECEIVED, STARTED, ENRICHED, DELIVERED, FAILED, IGNORED, REJECTED, CORRELATED, SUPPRESSED, MUTED, RESOLVED, DRY_RUN, SKIPPED"
 )]
 pub struct UnknownStatus(pub String);
 

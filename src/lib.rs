@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod correlate;
 pub mod delivery;
+pub mod destination;
 #[cfg(feature = "local")]
 pub mod engine;
 pub mod enrich;
@@ -24,6 +25,7 @@ pub mod pyjson;
 #[cfg(feature = "local")]
 pub mod receiver;
 pub mod recorder;
+pub mod routing;
 pub mod secret;
 #[cfg(feature = "local")]
 pub mod server;

@@ -7,6 +7,7 @@
 
 use crate::event::AlarmEvent;
 use crate::pyjson;
+use crate::routing::AlarmSettings;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -24,7 +25,7 @@ impl WebhookBody {
     /// [`WebhookBody::render`] plus the workflow's enrichment under the new key
     /// `data.enrichment`, after `data.metadata`: every seed key keeps its exact bytes.
     pub fn render_enriched(event: &AlarmEvent, enrichment: Option<&Value>) -> Self {
-        Self(pyjson::dumps(&seed_payload(event, enrichment)))
+        Self(pyjson::dumps(&seed_payload(event, enrichment, None)))
     }
 
     /// The body of a Correlate decision (`crate::correlate`): `created` is
@@ -37,10 +38,25 @@ impl WebhookBody {
         enrichment: Option<&Value>,
         decision: &Value,
     ) -> Self {
-        let action = decision["action"].as_str().unwrap_or("created");
-        if action != "updated" && action != "resolved" {
-            return Self::render_enriched(event, enrichment);
-        }
+        Self::render_for(event, enrichment, Some(decision), None)
+    }
+
+    /// The body the Deliver state sends: [`WebhookBody::render_decision`] (without a decision,
+    /// `created`), with the alarm's tag `settings` (`crate::routing`): `priority` and `service`.
+    /// Without tags the settings are the seed's, and so are the bytes.
+    pub fn render_for(
+        event: &AlarmEvent,
+        enrichment: Option<&Value>,
+        decision: Option<&Value>,
+        settings: Option<&AlarmSettings>,
+    ) -> Self {
+        let action = decision
+            .and_then(|decision| decision["action"].as_str())
+            .unwrap_or("created");
+        let Some(decision) = decision.filter(|_| action == "updated" || action == "resolved")
+        else {
+            return Self(pyjson::dumps(&seed_payload(event, enrichment, settings)));
+        };
         let text = |key: &str| decision[key].as_str().unwrap_or("");
         let members: Vec<&str> = decision["members"]
             .as_array()
@@ -70,7 +86,7 @@ impl WebhookBody {
                 ),
             )
         };
-        let mut payload = seed_payload(event, enrichment);
+        let mut payload = seed_payload(event, enrichment, settings);
         payload["incidentId"] = json!(text("primaryIncidentId"));
         payload["action"] = json!(action);
         payload["title"] = json!(title);
@@ -105,19 +121,28 @@ impl WebhookBody {
     }
 }
 
-/// The seed's payload for `event`, with `enrichment` under `data.enrichment`.
-fn seed_payload(event: &AlarmEvent, enrichment: Option<&Value>) -> Value {
+/// The seed's payload for `event`, with `enrichment` under `data.enrichment`, and the priority
+/// and service of `settings` (the seed's HIGH and alarm name without).
+fn seed_payload(
+    event: &AlarmEvent,
+    enrichment: Option<&Value>,
+    settings: Option<&AlarmSettings>,
+) -> Value {
     let state = event.state();
     let reason = state.reason.as_deref().unwrap_or("");
+    let priority = settings.map_or("HIGH", |settings| settings.priority.as_str());
+    let service = settings
+        .and_then(|settings| settings.service.as_deref())
+        .unwrap_or(event.alarm_name());
     let mut payload = json!({
         "eventType": "incident",
         "incidentId": event.incident_id().as_str(),
         "action": "created",
-        "priority": "HIGH",
+        "priority": priority,
         "title": format!("CloudWatch Alarm: {}", event.alarm_name()),
         "description": description(event, reason),
         "timestamp": event.state_timestamp(),
-        "service": event.alarm_name(),
+        "service": service,
         "data": {
             "metadata": {
                 "alarmName": event.alarm_name(),

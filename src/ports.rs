@@ -47,6 +47,15 @@ pub enum Credentials<'a> {
     Bearer { key: &'a ApiKey },
 }
 
+/// The webhooks investigations go to (see [`crate::destination`]).
+pub trait Destinations: Send + Sync {
+    /// The secret source of destination `name`, the default one for `None`. A name no
+    /// destination has is an error naming it ([`SecretError::Denied`], or
+    /// [`SecretError::Malformed`] for a name that cannot be one); in AWS it surfaces when the
+    /// secret is read.
+    fn secrets(&self, name: Option<&str>) -> Result<Arc<dyn SecretSource>, SecretError>;
+}
+
 /// One authenticated POST, as the transport puts it on the wire.
 #[derive(Debug)]
 pub struct WebhookRequest<'a> {
@@ -336,6 +345,19 @@ pub struct MetricQuery {
 pub struct Datapoint {
     pub timestamp: DateTime<Utc>,
     pub value: f64,
+}
+
+/// Which [`AlarmSource`] reads the alarms of an account: the relay's own CloudWatch, or a member
+/// account's through its read role (an organization-wide relay).
+#[async_trait]
+pub trait AlarmSources: Send + Sync {
+    /// The source for alarms of `account` in `region`, or why that account is not read (the
+    /// reason becomes a note of the enrichment, which goes on without it).
+    async fn for_account(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<Arc<dyn AlarmSource>, String>;
 }
 
 /// What enrichment reads from CloudWatch. Implementations classify their failures into

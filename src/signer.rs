@@ -8,6 +8,7 @@
 //! of error names ([`ErrorName`]) that the state machine's `Retry` matches on; messages never
 //! hold the secret, a signature or the body.
 
+use crate::config::RoutingConfig;
 use crate::delivery::{
     AttemptOutcome, AttemptRecord, Deliverer, DeliveryError, DeliveryRecord, ErrorKind,
 };
@@ -15,6 +16,7 @@ use crate::event::{AlarmEvent, IncidentId};
 use crate::incident::{EventType, IncidentStatus, NewEvent};
 use crate::payload::WebhookBody;
 use crate::ports::{Clock, IncidentStore, StoreError};
+use crate::routing;
 use crate::secret::SecretError;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -159,6 +161,7 @@ struct DeliverInput {
 pub async fn handle(
     input: Value,
     deliverer: &Deliverer,
+    routing: &RoutingConfig,
     store: &dyn IncidentStore,
     clock: &dyn Clock,
 ) -> Result<DeliveryRecord, SignerError> {
@@ -170,15 +173,29 @@ pub async fn handle(
         .enriched
         .as_ref()
         .and_then(|enriched| enriched.get("enrichment"));
-    let body = match &input.correlation {
-        Some(decision) => WebhookBody::render_decision(&event, enrichment, decision),
-        None => WebhookBody::render_enriched(&event, enrichment),
-    };
+    let tags = enrichment
+        .and_then(|enrichment| enrichment.get("tags"))
+        .filter(|tags| tags.is_object());
+    let mut settings = routing::settings(tags, event.account(), routing);
     let incident_id = event.incident_id().as_str();
     if let Some(decision) = &input.correlation {
         in_order(store, event.incident_id(), decision).await?;
+        // An episode's messages go where its investigation was opened.
+        if let Some(destination) = primary_destination(store, event.incident_id(), decision).await?
+        {
+            settings.destination = destination;
+            settings.routed_by = "primary";
+        }
     }
-    let result = deliverer.deliver(&body).await;
+    let body = WebhookBody::render_for(
+        &event,
+        enrichment,
+        input.correlation.as_ref(),
+        Some(&settings),
+    );
+    let result = deliverer
+        .deliver_to(&body, settings.destination.as_deref())
+        .await;
     let attempts = match &result {
         Ok(record) | Err(DeliveryError::Failed(record)) => record.attempts.as_slice(),
         Err(DeliveryError::Secret(_)) => &[],
@@ -188,7 +205,7 @@ pub async fn handle(
         clock,
         event.incident_id(),
         attempts,
-        input.execution.as_ref(),
+        &json!({ "execution": input.execution, "destination": settings.destination.as_deref().unwrap_or(DEFAULT_DESTINATION), "settings": settings }),
     )
     .await?;
     match result {
@@ -268,16 +285,44 @@ async fn in_order(
     Ok(())
 }
 
-/// Appends one `DeliveryAttempted` per attempt and counts them on the projection.
+/// The destination an episode's primary was delivered to, for an `updated` or `resolved` of
+/// another incident (`Some(None)`: the default); `None` when there is nothing to follow.
+async fn primary_destination(
+    store: &dyn IncidentStore,
+    own: &IncidentId,
+    decision: &Value,
+) -> Result<Option<Option<String>>, SignerError> {
+    let Some(primary) = decision["primaryIncidentId"]
+        .as_str()
+        .map(IncidentId::from_raw)
+        .filter(|primary| primary != own)
+    else {
+        return Ok(None);
+    };
+    let events = store.events(&primary).await.map_err(store_error)?;
+    Ok(events
+        .iter()
+        .rev()
+        .filter(|event| event.kind == EventType::DeliveryAttempted)
+        .find_map(|event| event.data["destination"].as_str())
+        .map(|name| (name != DEFAULT_DESTINATION).then(|| name.to_owned())))
+}
+
+/// The name the log gives the default destination (the relay's own secret).
+pub const DEFAULT_DESTINATION: &str = "default";
+
+/// Appends one `DeliveryAttempted` per attempt (with `context`: the execution, the destination
+/// and the alarm's settings) and counts them on the projection.
 async fn record_attempts(
     store: &dyn IncidentStore,
     clock: &dyn Clock,
     id: &IncidentId,
     attempts: &[AttemptRecord],
-    execution: Option<&Value>,
+    context: &Value,
 ) -> Result<(), SignerError> {
     for attempt in attempts {
-        let data = json!({ "attempt": attempt, "execution": execution });
+        let mut data = context.clone();
+        data["attempt"] = json!(attempt);
         loop {
             let incident =
                 store.get(id).await.map_err(store_error)?.ok_or_else(|| {
@@ -348,6 +393,7 @@ mod tests {
         handle(
             input,
             deliverer,
+            &RoutingConfig::default(),
             store.as_ref(),
             &FixedClock::at("2026-11-24T10:00:02Z"),
         )
@@ -442,9 +488,15 @@ mod tests {
         let store = store().await;
         let deliverer = deliverer(FakeTransport::answering([Ok(401), Ok(202)]), SECRET_DOC);
         let clock = FixedClock::at("2026-11-24T10:00:02Z");
-        handle(input(), &deliverer, store.as_ref(), &clock)
-            .await
-            .unwrap();
+        handle(
+            input(),
+            &deliverer,
+            &RoutingConfig::default(),
+            store.as_ref(),
+            &clock,
+        )
+        .await
+        .unwrap();
         let id = IncidentId::new("NFM-Alarm-EKS-DB", "2026-11-24T10:00:00.000+0000");
         let events = store.events(&id).await.unwrap();
         let attempts: Vec<_> = events

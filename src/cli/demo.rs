@@ -10,7 +10,7 @@
 //! one `resolved`.
 
 use super::CliError;
-use crate::engine::pipeline::{Pipeline, PipelineConfig};
+use crate::engine::pipeline::Pipeline;
 use crate::event::IncidentId;
 use crate::incident::{EventType, IncidentEvent, IncidentStatus};
 use crate::receiver::{FaultPlan, Receiver, ReceiverConfig};
@@ -38,6 +38,8 @@ pub(super) struct DemoArgs {
     /// no request, and every incident that would send ends DRY_RUN.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    routing: super::RoutingArgs,
 }
 
 /// The demo's quiet period before resolving, unless `--resolve-quiet` is given.
@@ -154,14 +156,13 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
     std::fs::write(&secret_path, document.to_string())
         .map_err(|error| CliError::input(secret_path.display(), error))?;
 
-    let pipeline = Pipeline::open(&PipelineConfig {
-        db: db.clone(),
-        secret_file: secret_path,
-        allow_http_loopback: true,
+    let pipeline = args.routing.open(super::serve::config(
+        db.clone(),
+        secret_path,
+        true,
         correlation,
-        delivery_mode: super::delivery_mode(args.dry_run),
-    })
-    .map_err(|error| CliError::Input(error.to_string()))?;
+        super::delivery_mode(args.dry_run),
+    ))?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|error| CliError::input("demo intake", error))?;

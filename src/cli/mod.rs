@@ -134,6 +134,76 @@ impl CorrelationArgs {
     }
 }
 
+/// Where investigations go and how alarms' tags are read (issue 11's options): `serve` and
+/// `demo` take them.
+#[derive(Debug, Clone, clap::Args)]
+struct RoutingArgs {
+    /// Another destination (agent space): NAME=SECRET_FILE, the file a Secrets Manager-shaped
+    /// document. Alarms go to it by their `alarm-relay:destination` tag or their account.
+    /// Repeatable; --secret-file stays the default destination.
+    #[arg(long = "destination", value_name = "NAME=SECRET_FILE", value_parser = parse_destination)]
+    destinations: Vec<(String, std::path::PathBuf)>,
+    /// Alarms of ACCOUNT go to destination NAME unless their tag says otherwise. Repeatable.
+    #[arg(long = "account-destination", value_name = "ACCOUNT=NAME", value_parser = crate::config::parse_account_destination)]
+    account_destinations: Vec<(String, String)>,
+    /// The priority of alarms without an `alarm-relay:priority` tag [default: HIGH].
+    #[arg(long, value_name = "P", value_parser = clap::builder::PossibleValuesParser::new(["CRITICAL", "HIGH", "MEDIUM", "LOW", "MINIMAL"]))]
+    default_priority: Option<String>,
+    /// The alarms the local enricher knows (settings, tags): what `aws cloudwatch
+    /// describe-alarms` prints, each alarm with the `Tags` `list-tags-for-resource` prints.
+    #[arg(long, value_name = "FILE")]
+    alarms: Option<std::path::PathBuf>,
+}
+
+fn parse_destination(text: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=SECRET_FILE"))?;
+    if !crate::routing::valid_destination(name) {
+        return Err(format!(
+            "{name:?} is not a destination name (letters, digits, /_+=.@-)"
+        ));
+    }
+    Ok((name.to_owned(), std::path::PathBuf::from(path)))
+}
+
+impl RoutingArgs {
+    fn routing(&self) -> crate::config::RoutingConfig {
+        crate::config::RoutingConfig {
+            default_priority: self
+                .default_priority
+                .as_deref()
+                .and_then(|priority| priority.parse().ok()),
+            account_destinations: self.account_destinations.iter().cloned().collect(),
+        }
+    }
+
+    /// The pipeline over `config` with these options; a bad `--alarms` file or destination
+    /// file is refused here, at start.
+    fn open(
+        &self,
+        mut config: crate::engine::pipeline::PipelineConfig,
+    ) -> Result<crate::engine::pipeline::Pipeline, CliError> {
+        for (name, path) in &self.destinations {
+            let document = read_secret_file(path)?;
+            crate::secret::WebhookConfig::from_json(&document).map_err(|error| {
+                CliError::input(format!("--destination {name}={}", path.display()), error)
+            })?;
+        }
+        config.destinations = self.destinations.iter().cloned().collect();
+        config.routing = self.routing();
+        let opened = match &self.alarms {
+            Some(path) => {
+                let alarms = crate::adapters::local::FileAlarmSource::load(path)
+                    .map_err(|error| CliError::Input(error.to_string()))?;
+                crate::engine::pipeline::Pipeline::open_with(&config, std::sync::Arc::new(alarms))
+            }
+            None => crate::engine::pipeline::Pipeline::open(&config),
+        };
+        opened.map_err(|error| CliError::Input(error.to_string()))
+    }
+}
+
 /// `--dry-run` as a delivery mode.
 fn delivery_mode(dry_run: bool) -> crate::delivery::DeliveryMode {
     if dry_run {

@@ -39,13 +39,13 @@ pub(super) async fn run(args: RedriveArgs) -> Result<(), CliError> {
             args.db.display()
         )));
     }
-    let pipeline = super::serve::open(
+    let pipeline = super::serve::open(super::serve::config(
         args.db,
         args.secret.path,
         args.allow_http_loopback,
         args.correlation.serve_config(),
         crate::delivery::DeliveryMode::Live,
-    )?;
+    ))?;
     let store = &pipeline.store;
     let failed = |error| CliError::input("store", error);
     let targets: Vec<IncidentId> = match &args.incident {

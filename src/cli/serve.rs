@@ -30,16 +30,18 @@ pub(super) struct ServeArgs {
     /// Render, sign and record what would be sent, and send nothing (incidents end DRY_RUN).
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    routing: super::RoutingArgs,
 }
 
 pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
-    let pipeline = open(
+    let pipeline = args.routing.open(config(
         args.db,
         args.secret.path,
         args.allow_http_loopback,
         args.correlation.serve_config(),
         super::delivery_mode(args.dry_run),
-    )?;
+    ))?;
     let (resumed, swept) = pipeline
         .recover()
         .await
@@ -62,21 +64,27 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
     served.map_err(|error| CliError::input("serving", error))
 }
 
-/// Wires the pipeline over `db` and `secret_file`.
-pub(super) fn open(
+/// The pipeline's settings over `db` and `secret_file` (the default destination only).
+pub(super) fn config(
     db: PathBuf,
     secret_file: PathBuf,
     allow_http_loopback: bool,
     correlation: CorrelationConfig,
     delivery_mode: DeliveryMode,
-) -> Result<Pipeline, CliError> {
-    let config = PipelineConfig {
+) -> PipelineConfig {
+    PipelineConfig {
         db,
         secret_file,
         allow_http_loopback,
         correlation,
         delivery_mode,
-    };
+        destinations: Default::default(),
+        routing: Default::default(),
+    }
+}
+
+/// Wires the pipeline over `db` and `secret_file`.
+pub(super) fn open(config: PipelineConfig) -> Result<Pipeline, CliError> {
     Pipeline::open(&config).map_err(|error| CliError::Input(error.to_string()))
 }
 

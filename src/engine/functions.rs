@@ -3,6 +3,7 @@
 //! `…:function:signer[:qualifier]`), the names the engine's DefinitionSubstitutions give them.
 
 use crate::config::CorrelationConfig;
+use crate::config::RoutingConfig;
 use crate::delivery::Deliverer;
 use crate::ports::{AlarmSource, Clock, IncidentStore};
 use crate::{enrich, recorder, signer};
@@ -31,6 +32,8 @@ pub struct LocalFunctions {
     pub clock: Arc<dyn Clock>,
     /// The episode rules the recorder's Correlate state applies.
     pub correlation: CorrelationConfig,
+    /// The signer's routing defaults (default priority, destinations by account).
+    pub routing: RoutingConfig,
 }
 
 /// A function's name from a name or an ARN, without a version or alias qualifier.
@@ -57,16 +60,18 @@ impl Functions for LocalFunctions {
                     error_type: error.error_type().to_owned(),
                     message: error.to_string(),
                 }),
-            SIGNER => match signer::handle(payload, &self.deliverer, store, clock).await {
-                Ok(record) => serde_json::to_value(record).map_err(|error| FunctionError {
-                    error_type: "Payload.Invalid".to_owned(),
-                    message: format!("delivery record: {error}"),
-                }),
-                Err(error) => Err(FunctionError {
-                    error_type: error.name.as_str().to_owned(),
-                    message: error.message,
-                }),
-            },
+            SIGNER => {
+                match signer::handle(payload, &self.deliverer, &self.routing, store, clock).await {
+                    Ok(record) => serde_json::to_value(record).map_err(|error| FunctionError {
+                        error_type: "Payload.Invalid".to_owned(),
+                        message: format!("delivery record: {error}"),
+                    }),
+                    Err(error) => Err(FunctionError {
+                        error_type: error.name.as_str().to_owned(),
+                        message: error.message,
+                    }),
+                }
+            }
             RECORDER => recorder::invoke(&payload, &self.correlation, store, clock)
                 .await
                 .map_err(|error| FunctionError {

@@ -6,12 +6,15 @@ use super::{DEFINITION, Engine, substitutions};
 use crate::adapters::local::{OfflineAlarmSource, SecretFile, SqliteExecutions};
 use crate::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
 use crate::config::CorrelationConfig;
+use crate::config::RoutingConfig;
 use crate::delivery::{Deliverer, DeliveryMode};
+use crate::destination::NamedDestinations;
 use crate::intake::Intake;
 use crate::outbox::{Dispatcher, SweepReport};
-use crate::ports::{AlarmSource, Clock, IncidentStore, StoreError};
+use crate::ports::{AlarmSource, Clock, IncidentStore, SecretSource, StoreError};
 use crate::secret::{CachedSecretSource, DEFAULT_TTL};
 use asl::StateMachine;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +36,10 @@ pub struct PipelineConfig {
     pub correlation: CorrelationConfig,
     /// `DryRun`: render, sign and record what would be sent, send nothing.
     pub delivery_mode: DeliveryMode,
+    /// Destinations besides the default: name → its secret document's file.
+    pub destinations: BTreeMap<String, PathBuf>,
+    /// Default priority and destinations by account.
+    pub routing: RoutingConfig,
 }
 
 /// Why the pipeline could not be put together.
@@ -114,15 +121,25 @@ impl Pipeline {
             ..HttpTransportConfig::default()
         })
         .map_err(|error| PipelineError::Http(error.to_string()))?;
-        let deliverer = Deliverer::new(
+        let file = |path: &Path| -> Arc<dyn SecretSource> {
             Arc::new(CachedSecretSource::new(
-                SecretFile::new(&config.secret_file),
+                SecretFile::new(path),
                 clock.clone(),
                 DEFAULT_TTL,
-            )),
+            ))
+        };
+        let named = config
+            .destinations
+            .iter()
+            .map(|(name, path)| (name.clone(), file(path)))
+            .collect();
+        let destinations = NamedDestinations::fixed(file(&config.secret_file), named);
+        let deliverer = Deliverer::new(
+            file(&config.secret_file),
             Arc::new(transport),
             clock.clone(),
         )
+        .with_destinations(Arc::new(destinations))
         .with_mode(config.delivery_mode);
         let functions = LocalFunctions {
             deliverer: Arc::new(deliverer),
@@ -130,6 +147,7 @@ impl Pipeline {
             store: store.clone(),
             clock: clock.clone(),
             correlation: config.correlation,
+            routing: config.routing.clone(),
         };
         let engine = Engine::new(
             machine,

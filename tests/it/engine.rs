@@ -56,6 +56,8 @@ impl Local {
             allow_http_loopback: true,
             correlation: CorrelationConfig::default(),
             delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
+            destinations: Default::default(),
+            routing: Default::default(),
         })
         .unwrap();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -246,6 +248,8 @@ async fn bad_input_is_answered_and_recorded_never_lost() {
         allow_http_loopback: true,
         correlation: CorrelationConfig::default(),
         delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
+        destinations: Default::default(),
+        routing: Default::default(),
     });
     assert!(
         matches!(

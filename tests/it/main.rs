@@ -1,7 +1,7 @@
 //! The integration tests: one crate, one module per area.
 
 mod cli;
-mod delivery_modes;
+mod destinations;
 mod engine;
 #[cfg(feature = "aws")]
 mod enrich;

@@ -5,6 +5,7 @@
 use crate::moto::Moto;
 use alarm_relay::adapters::aws::SecretsManagerFetcher;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
+use alarm_relay::config::RoutingConfig;
 use alarm_relay::delivery::{AttemptOutcome, Deliverer, DeliveryMode};
 use alarm_relay::event::AlarmEvent;
 use alarm_relay::payload::WebhookBody;
@@ -169,13 +170,25 @@ async fn signer_handler_delivers_with_its_secret_in_secrets_manager() {
     let event: serde_json::Value = serde_json::from_str(composite).unwrap();
     let input = serde_json::json!({ "event": event });
 
-    let error = signer::handle(input.clone(), &deliverer, store.as_ref(), &SystemClock)
-        .await
-        .unwrap_err();
+    let error = signer::handle(
+        input.clone(),
+        &deliverer,
+        &RoutingConfig::default(),
+        store.as_ref(),
+        &SystemClock,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.name, ErrorName::WebhookTransient);
-    let record = signer::handle(input, &deliverer, store.as_ref(), &SystemClock)
-        .await
-        .unwrap();
+    let record = signer::handle(
+        input,
+        &deliverer,
+        &RoutingConfig::default(),
+        store.as_ref(),
+        &SystemClock,
+    )
+    .await
+    .unwrap();
     assert_eq!(record.outcome, AttemptOutcome::Delivered);
     assert_eq!(record.last().status_code, Some(202));
     receiver.stop().await;

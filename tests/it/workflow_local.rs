@@ -52,6 +52,8 @@ pub(crate) async fn run_local(
         allow_http_loopback: true,
         correlation: CorrelationConfig::default(),
         delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
+        destinations: Default::default(),
+        routing: Default::default(),
     };
     let pipeline = match alarms {
         Some(alarms) => Pipeline::open_with(&config, alarms),

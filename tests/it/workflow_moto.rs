@@ -10,7 +10,7 @@ use crate::workflow_local::{LocalRun, run_local};
 use alarm_relay::adapters::aws::CloudWatchAlarmSource;
 use alarm_relay::adapters::local::SecretFile;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
-use alarm_relay::config::CorrelationConfig;
+use alarm_relay::config::{CorrelationConfig, RoutingConfig};
 use alarm_relay::delivery::Deliverer;
 use alarm_relay::event::IncidentId;
 use alarm_relay::incident::{EventType, IncidentStatus};
@@ -127,10 +127,16 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
             handler(move |input| {
                 let (deliverer, store) = (deliverer.clone(), signer_store.clone());
                 async move {
-                    signer::handle(input, &deliverer, store.as_ref(), &SystemClock)
-                        .await
-                        .map(|record| serde_json::to_value(record).unwrap())
-                        .map_err(|error| (error.name.as_str().to_owned(), error.message))
+                    signer::handle(
+                        input,
+                        &deliverer,
+                        &RoutingConfig::default(),
+                        store.as_ref(),
+                        &SystemClock,
+                    )
+                    .await
+                    .map(|record| serde_json::to_value(record).unwrap())
+                    .map_err(|error| (error.name.as_str().to_owned(), error.message))
                 }
             }),
         ),

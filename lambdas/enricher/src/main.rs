@@ -1,9 +1,9 @@
 //! The enricher Lambda: the workflow's Enrich state. Wiring only; the logic is
-//! `alarm_relay::enrich::handle`.
+//! `alarm_relay::enrich::handle_in`.
 
 use alarm_relay::adapters::SystemClock;
-use alarm_relay::adapters::aws::{CloudWatchAlarmSource, incident_store};
-use alarm_relay::config::RecorderConfig;
+use alarm_relay::adapters::aws::{MemberAccounts, incident_store};
+use alarm_relay::config::EnricherConfig;
 use alarm_relay::enrich;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -11,14 +11,17 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    // The enricher reads what the recorder reads: TABLE_NAME.
-    let config = RecorderConfig::from_env()?;
+    let config = EnricherConfig::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let source = CloudWatchAlarmSource::from_sdk_config(&aws);
+    let source = MemberAccounts::new(
+        &aws,
+        config.relay_account_id.clone(),
+        config.member_read_role_name.clone(),
+    );
     let store = incident_store(&aws, &config.table_name);
     let (source, store) = (&source, &store);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        enrich::handle(event.payload, source, store, &SystemClock)
+        enrich::handle_in(event.payload, source, store, &SystemClock)
             .await
             .map_err(|error| Diagnostic {
                 error_type: error.error_type().to_owned(),

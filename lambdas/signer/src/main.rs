@@ -3,7 +3,7 @@
 
 use alarm_relay::adapters::SystemClock;
 use alarm_relay::adapters::aws::{incident_store, signer_deliverer};
-use alarm_relay::config::SignerConfig;
+use alarm_relay::config::{RoutingConfig, SignerConfig};
 use alarm_relay::signer;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -12,12 +12,13 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = SignerConfig::from_env()?;
+    let routing = RoutingConfig::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deliverer = signer_deliverer(&config, &aws)?;
     let store = incident_store(&aws, &config.table_name);
-    let (deliverer, store) = (&deliverer, &store);
+    let (deliverer, routing, store) = (&deliverer, &routing, &store);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        signer::handle(event.payload, deliverer, store, &SystemClock)
+        signer::handle(event.payload, deliverer, routing, store, &SystemClock)
             .await
             .map_err(|error| Diagnostic {
                 error_type: error.name.as_str().to_owned(),

@@ -2,43 +2,54 @@
 
 mod cloudwatch;
 mod dynamodb_store;
+mod member_accounts;
 mod secrets_manager;
 mod step_functions;
 
 pub use cloudwatch::CloudWatchAlarmSource;
 pub use dynamodb_store::DynamoDbStore;
+pub use member_accounts::MemberAccounts;
 pub use secrets_manager::SecretsManagerFetcher;
 pub use step_functions::StepFunctionsStarter;
 
 use crate::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
 use crate::config::{IntakeConfig, SignerConfig};
 use crate::delivery::Deliverer;
+use crate::destination::NamedDestinations;
 use crate::outbox::Dispatcher;
-use crate::ports::TransportError;
+use crate::ports::{Clock, SecretSource, TransportError};
 use crate::secret::CachedSecretSource;
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
-/// The signer's [`Deliverer`] in AWS: Secrets Manager behind the TTL cache, HTTPS only.
+/// The signer's [`Deliverer`] in AWS: Secrets Manager behind the TTL cache (the default
+/// destination `SECRET_ARN`, any other `<DESTINATION_SECRET_PREFIX><NAME>`), HTTPS only.
 pub fn signer_deliverer(
     config: &SignerConfig,
     aws: &SdkConfig,
 ) -> Result<Deliverer, TransportError> {
-    let clock = Arc::new(SystemClock);
-    let fetcher = SecretsManagerFetcher::new(
-        aws_sdk_secretsmanager::Client::new(aws),
-        config.secret_id.clone(),
-    );
-    let secrets = CachedSecretSource::new(fetcher, clock.clone(), config.secret_ttl);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let (ttl, prefix) = (config.secret_ttl, config.destination_secret_prefix.clone());
+    let open = {
+        let (client, clock) = (client.clone(), clock.clone());
+        move |name: &str| -> Arc<dyn SecretSource> {
+            let fetcher = SecretsManagerFetcher::new(client.clone(), format!("{prefix}{name}"));
+            Arc::new(CachedSecretSource::new(fetcher, clock.clone(), ttl))
+        }
+    };
+    let fetcher = SecretsManagerFetcher::new(client, config.secret_id.clone());
+    let secrets: Arc<dyn SecretSource> =
+        Arc::new(CachedSecretSource::new(fetcher, clock.clone(), ttl));
+    let destinations = NamedDestinations::opening(secrets.clone(), Box::new(open));
     let transport = ReqwestTransport::new(HttpTransportConfig {
         connect_timeout: config.connect_timeout,
         timeout: config.timeout,
         allow_http_loopback: false,
     })?;
-    Ok(
-        Deliverer::new(Arc::new(secrets), Arc::new(transport), clock)
-            .with_mode(config.delivery_mode),
-    )
+    Ok(Deliverer::new(secrets, Arc::new(transport), clock)
+        .with_destinations(Arc::new(destinations))
+        .with_mode(config.delivery_mode))
 }
 
 /// The incident table.

@@ -2,10 +2,9 @@
 
 mod alarm_file;
 mod executions;
-mod offline_alarms;
 mod secret_file;
 
+pub use crate::adapters::OfflineAlarmSource;
 pub use alarm_file::{AlarmFileError, FileAlarmSource};
 pub use executions::{Inserted, SqliteExecutions};
-pub use offline_alarms::OfflineAlarmSource;
 pub use secret_file::SecretFile;

@@ -1,6 +1,7 @@
-//! The local engine's [`AlarmSource`]: there is no CloudWatch to ask on one machine, so every
-//! alarm is unknown and enrichment carries what the event itself says (the metric, its
-//! dimensions, stat and period, the Network Flow Monitor ARN), with a note for the rest.
+//! An [`AlarmSource`] with nothing to ask: on one machine without an alarm file, or in AWS for
+//! an account the relay may not read. Every alarm is unknown and enrichment carries what the
+//! event itself says (the metric, its dimensions, stat and period, the Network Flow Monitor
+//! ARN), with a note for the rest.
 
 use crate::event::StateValue;
 use crate::ports::{AlarmDefinition, AlarmSource, Datapoint, EnrichError, MetricQuery};
