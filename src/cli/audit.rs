@@ -38,6 +38,10 @@ pub(super) struct AuditArgs {
     /// newest first.
     #[arg(long, value_name = "GROUP_KEY")]
     episode: Option<String>,
+    /// Only incidents of this AWS account (alarms of an organization's member accounts keep
+    /// theirs).
+    #[arg(long, value_name = "ACCOUNT")]
+    account: Option<String>,
     /// With --status: only incidents updated at or after this RFC 3339 time.
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
@@ -95,10 +99,11 @@ pub(super) async fn run(args: AuditArgs) -> Result<(), CliError> {
     }
     if let Some(group_key) = &args.episode {
         let episode = store.episode(group_key).await.map_err(failed)?;
-        let incidents = store
+        let mut incidents = store
             .by_group(group_key, args.limit)
             .await
             .map_err(failed)?;
+        of_account(&mut incidents, args.account.as_deref());
         if episode.is_none() && incidents.is_empty() {
             return Err(CliError::Failed(format!("no episode of {group_key}")));
         }
@@ -138,12 +143,21 @@ pub(super) async fn run(args: AuditArgs) -> Result<(), CliError> {
             all
         }
     };
+    let mut incidents = incidents;
+    of_account(&mut incidents, args.account.as_deref());
     let text = if args.json {
         format!("{}\n", json!({ "incidents": incidents }))
     } else {
         list(&incidents)
     };
     write_stdout(text.as_bytes())
+}
+
+/// Keeps the incidents of `account`, when one is given.
+fn of_account(incidents: &mut Vec<Incident>, account: Option<&str>) {
+    if let Some(account) = account {
+        incidents.retain(|incident| incident.account == account);
+    }
 }
 
 /// The store, and for the local file the engine's executions (their history).

@@ -517,6 +517,13 @@ fn audit_lists_by_status_and_by_alarm_and_finds_rejected_inputs() {
     let everything = list(&[]);
     assert_eq!(everything.len(), 3);
     assert_eq!(everything[0]["status"], "REJECTED", "newest first");
+    // Both alarms are of account 123456789012; a rejected input has none.
+    assert_eq!(list(&["--account", "123456789012"]).len(), 2);
+    assert!(list(&["--account", "111122223333"]).is_empty());
+    assert_eq!(
+        list(&["--alarm", "NFM-Alarm-EKS-DB", "--account", "123456789012"]).len(),
+        1
+    );
 }
 
 #[test]
