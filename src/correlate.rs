@@ -193,12 +193,8 @@ async fn correlate(
             }
             Decision::Uncorrelated | Decision::Opened | Decision::Joined => {}
         }
-        let data = Value::Object(data);
-        let log = NewEvent::new(EventType::Correlated, now, data.clone());
-        match store.decide(write.as_ref(), &next, &log).await {
-            Ok(()) => return Ok(data),
-            Err(StoreError::VersionConflict(_)) => continue,
-            Err(error) => return Err(error.into()),
+        if let Some(decision) = record(store, write.as_ref(), &next, data, now).await? {
+            return Ok(decision);
         }
     }
     Err(contended(id))
@@ -250,12 +246,8 @@ async fn confirm(
         if let Some(correlation) = &mut next.correlation {
             correlation.decision = data["decision"].as_str().unwrap_or_default().to_owned();
         }
-        let data = Value::Object(data);
-        let log = NewEvent::new(EventType::Correlated, now, data.clone());
-        match store.decide(write.as_ref(), &next, &log).await {
-            Ok(()) => return Ok(data),
-            Err(StoreError::VersionConflict(_)) => continue,
-            Err(error) => return Err(error.into()),
+        if let Some(decision) = record(store, write.as_ref(), &next, data, now).await? {
+            return Ok(decision);
         }
     }
     Err(contended(id))
@@ -298,15 +290,26 @@ async fn skip(
     let mut next = incident.advance(now);
     next.correlation = Some(correlation(&data));
     next.status = IncidentStatus::Skipped;
+    // Another writer changed the incident: the state's Retry (Store.Unavailable) decides again.
+    record(store, None, &next, data, now).await?.ok_or_else(|| {
+        StoreError::Unavailable(format!("incident {id} changed while it was skipped")).into()
+    })
+}
+
+/// Records `data` as the incident's decision, with the projection `next` and the episode
+/// `write`, in one conditional write. `None`: another writer got there first (decide again).
+async fn record(
+    store: &dyn IncidentStore,
+    write: Option<&Episode>,
+    next: &Incident,
+    data: Map<String, Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Value>, RecorderError> {
     let data = Value::Object(data);
     let log = NewEvent::new(EventType::Correlated, now, data.clone());
-    match store.decide(None, &next, &log).await {
-        Ok(()) => Ok(data),
-        // Another writer changed the incident: the state's Retry (Store.Unavailable) decides again.
-        Err(StoreError::VersionConflict(_)) => Err(StoreError::Unavailable(format!(
-            "incident {id} changed while it was skipped"
-        ))
-        .into()),
+    match store.decide(write, next, &log).await {
+        Ok(()) => Ok(Some(data)),
+        Err(StoreError::VersionConflict(_)) => Ok(None),
         Err(error) => Err(error.into()),
     }
 }

@@ -34,10 +34,8 @@ const POLL: Duration = Duration::from_millis(100);
 pub(super) struct DemoArgs {
     #[command(flatten)]
     correlation: super::CorrelationArgs,
-    /// Render, sign and record what would be sent, and send nothing: the receiver should see
-    /// no request, and every incident that would send ends DRY_RUN.
-    #[arg(long)]
-    dry_run: bool,
+    /// Its --dry-run: the receiver should see no request, and every incident that would send
+    /// ends DRY_RUN.
     #[command(flatten)]
     routing: super::RoutingArgs,
 }
@@ -161,7 +159,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         secret_path,
         true,
         correlation,
-        super::delivery_mode(args.dry_run),
+        args.routing.delivery_mode(),
     ))?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
@@ -214,7 +212,7 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         print_audit(&pipeline, primary).await?;
     }
     print_episodes(&pipeline, &incidents).await?;
-    check_receiver(&record_path, &pipeline, &incidents, args.dry_run).await
+    check_receiver(&record_path, &pipeline, &incidents, args.routing.dry_run).await
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> Result<(u16, Value), CliError> {

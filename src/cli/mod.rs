@@ -153,6 +153,9 @@ struct RoutingArgs {
     /// describe-alarms` prints, each alarm with the `Tags` `list-tags-for-resource` prints.
     #[arg(long, value_name = "FILE")]
     alarms: Option<std::path::PathBuf>,
+    /// Render, sign and record what would be sent, and send nothing (incidents end DRY_RUN).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn parse_destination(text: &str) -> Result<(String, std::path::PathBuf), String> {
@@ -168,6 +171,14 @@ fn parse_destination(text: &str) -> Result<(String, std::path::PathBuf), String>
 }
 
 impl RoutingArgs {
+    fn delivery_mode(&self) -> crate::delivery::DeliveryMode {
+        if self.dry_run {
+            crate::delivery::DeliveryMode::DryRun
+        } else {
+            crate::delivery::DeliveryMode::Live
+        }
+    }
+
     fn routing(&self) -> crate::config::RoutingConfig {
         crate::config::RoutingConfig {
             default_priority: self
@@ -201,15 +212,6 @@ impl RoutingArgs {
             None => crate::engine::pipeline::Pipeline::open(&config),
         };
         opened.map_err(|error| CliError::Input(error.to_string()))
-    }
-}
-
-/// `--dry-run` as a delivery mode.
-fn delivery_mode(dry_run: bool) -> crate::delivery::DeliveryMode {
-    if dry_run {
-        crate::delivery::DeliveryMode::DryRun
-    } else {
-        crate::delivery::DeliveryMode::Live
     }
 }
 

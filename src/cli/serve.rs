@@ -27,9 +27,6 @@ pub(super) struct ServeArgs {
     allow_http_loopback: bool,
     #[command(flatten)]
     correlation: super::CorrelationArgs,
-    /// Render, sign and record what would be sent, and send nothing (incidents end DRY_RUN).
-    #[arg(long)]
-    dry_run: bool,
     #[command(flatten)]
     routing: super::RoutingArgs,
 }
@@ -40,7 +37,7 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
         args.secret.path,
         args.allow_http_loopback,
         args.correlation.serve_config(),
-        super::delivery_mode(args.dry_run),
+        args.routing.delivery_mode(),
     ))?;
     let (resumed, swept) = pipeline
         .recover()
