@@ -11,6 +11,9 @@ use crate::secret::SecretError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+/// The name of the default destination (the relay's own secret), in tags and in the log.
+pub const DEFAULT: &str = "default";
+
 /// Opens the secret source of a destination name not seen yet.
 pub type OpenDestination = Box<dyn Fn(&str) -> Arc<dyn SecretSource> + Send + Sync>;
 
@@ -47,7 +50,7 @@ impl NamedDestinations {
 
 impl Destinations for NamedDestinations {
     fn secrets(&self, name: Option<&str>) -> Result<Arc<dyn SecretSource>, SecretError> {
-        let Some(name) = name else {
+        let Some(name) = name.filter(|name| *name != DEFAULT) else {
             return Ok(self.default.clone());
         };
         if !valid_destination(name) {
@@ -99,6 +102,10 @@ mod tests {
             BTreeMap::from([("db-team".to_owned(), source(SECRET_DOC))]),
         );
         assert!(destinations.secrets(None).is_ok());
+        assert!(Arc::ptr_eq(
+            &destinations.secrets(Some(DEFAULT)).unwrap(),
+            &destinations.secrets(None).unwrap()
+        ));
         assert!(destinations.secrets(Some("db-team")).is_ok());
         let unknown = destinations.secrets(Some("payments")).err().unwrap();
         assert!(

@@ -12,6 +12,7 @@ use crate::config::RoutingConfig;
 use crate::delivery::{
     AttemptOutcome, AttemptRecord, Deliverer, DeliveryError, DeliveryRecord, ErrorKind,
 };
+use crate::destination::DEFAULT as DEFAULT_DESTINATION;
 use crate::event::{AlarmEvent, IncidentId};
 use crate::incident::{EventType, IncidentStatus, NewEvent};
 use crate::payload::WebhookBody;
@@ -307,9 +308,6 @@ async fn primary_destination(
         .find_map(|event| event.data["destination"].as_str())
         .map(|name| (name != DEFAULT_DESTINATION).then(|| name.to_owned())))
 }
-
-/// The name the log gives the default destination (the relay's own secret).
-pub const DEFAULT_DESTINATION: &str = "default";
 
 /// Appends one `DeliveryAttempted` per attempt (with `context`: the execution, the destination
 /// and the alarm's settings) and counts them on the projection.

@@ -167,6 +167,9 @@ fn parse_destination(text: &str) -> Result<(String, std::path::PathBuf), String>
             "{name:?} is not a destination name (letters, digits, /_+=.@-)"
         ));
     }
+    if name == crate::destination::DEFAULT {
+        return Err("\"default\" is the --secret-file destination".to_owned());
+    }
     Ok((name.to_owned(), std::path::PathBuf::from(path)))
 }
 

@@ -294,6 +294,10 @@ fn an_unknown_destination_or_a_bad_alarm_file_is_refused_at_start() {
             "not a destination name",
         ),
         (
+            vec!["--destination".to_owned(), "default=x".to_owned()],
+            "is the --secret-file destination",
+        ),
+        (
             vec!["--account-destination".to_owned(), "12=team".to_owned()],
             "12-digit account id",
         ),
