@@ -9,7 +9,6 @@ use alarm_relay::payload::WebhookBody;
 use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
 use alarm_relay::signing::WebhookSecret;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,33 +36,7 @@ pub(crate) struct Serve {
 
 impl Serve {
     pub(crate) fn start(dir: &Path, secret: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow-http-loopback",
-                "--db",
-            ])
-            .arg(dir.join("relay.db"))
-            .arg("--secret-file")
-            .arg(secret)
-            .args(extra)
-            .env_remove("ALARM_RELAY_SECRET_FILE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("serve printed {line:?}"))
-            .to_owned();
+        let (child, url, _) = crate::serve_process::spawn(&dir.join("relay.db"), secret, extra);
         Self {
             child,
             url,

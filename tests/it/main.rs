@@ -19,6 +19,7 @@ mod schemas;
 mod secrets_manager;
 mod seed_compat;
 mod serve;
+mod serve_process;
 mod store_contract;
 #[cfg(feature = "aws")]
 mod store_dynamodb;

@@ -4,7 +4,6 @@
 use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
 use alarm_relay::signing::WebhookSecret;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -36,36 +35,8 @@ struct Serve {
 
 impl Serve {
     fn start(db: &Path, secret: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_alarm-relay"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow-http-loopback",
-                "--db",
-            ])
-            .arg(db)
-            .arg("--secret-file")
-            .arg(secret)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("serve printed {line:?}"))
-            .to_owned();
-        Self {
-            child,
-            url,
-            banner: line,
-        }
+        let (child, url, banner) = crate::serve_process::spawn(db, secret, &[]);
+        Self { child, url, banner }
     }
 
     /// SIGKILL: no shutdown code runs.
