@@ -229,6 +229,39 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// `append`, with the episode row written first in the same transaction when given
+    /// (`decide`); `doing` names the operation in errors.
+    async fn append_with(
+        &self,
+        episode: Option<&Episode>,
+        next: &Incident,
+        event: &NewEvent,
+        doing: &'static str,
+    ) -> Result<(), StoreError> {
+        let row = IncidentRow::new(next)?;
+        // Version 0 is never stored, so nothing can be at `next.version - 1`.
+        let Some(expected) = next.version.checked_sub(1) else {
+            return Err(StoreError::VersionConflict(row.id));
+        };
+        let expected = to_sql_integer(expected, "version", &row.id)?;
+        let event = EventRow::new(&row.id, next.event_count, event)?;
+        let episode = episode.cloned();
+        self.with_connection(move |connection| {
+            let doing = format!("{doing} {}", row.id);
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error(&doing))?;
+            if let Some(episode) = &episode {
+                write_episode(&transaction, episode)?;
+            }
+            row.append(&transaction, expected, &event)?;
+            transaction.commit().map_err(sql_error(&doing))
+        })
+        .await
+    }
+}
+
 /// Applies the migrations `user_version` says are missing, all in one immediate transaction.
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     let transaction = connection
@@ -534,22 +567,8 @@ impl IncidentStore for SqliteStore {
     }
 
     async fn append(&self, next: &Incident, event: &NewEvent) -> Result<(), StoreError> {
-        let row = IncidentRow::new(next)?;
-        // Version 0 is never stored, so nothing can be at `next.version - 1`.
-        let Some(expected) = next.version.checked_sub(1) else {
-            return Err(StoreError::VersionConflict(row.id));
-        };
-        let expected = to_sql_integer(expected, "version", &row.id)?;
-        let event = EventRow::new(&row.id, next.event_count, event)?;
-        self.with_connection(move |connection| {
-            let doing = format!("append to incident {}", row.id);
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error(&doing))?;
-            row.append(&transaction, expected, &event)?;
-            transaction.commit().map_err(sql_error(&doing))
-        })
-        .await
+        self.append_with(None, next, event, "append to incident")
+            .await
     }
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
@@ -680,25 +699,8 @@ impl IncidentStore for SqliteStore {
         next: &Incident,
         event: &NewEvent,
     ) -> Result<(), StoreError> {
-        let row = IncidentRow::new(next)?;
-        let Some(expected) = next.version.checked_sub(1) else {
-            return Err(StoreError::VersionConflict(row.id));
-        };
-        let expected = to_sql_integer(expected, "version", &row.id)?;
-        let event = EventRow::new(&row.id, next.event_count, event)?;
-        let episode = episode.cloned();
-        self.with_connection(move |connection| {
-            let doing = format!("record the decision of incident {}", row.id);
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error(&doing))?;
-            if let Some(episode) = &episode {
-                write_episode(&transaction, episode)?;
-            }
-            row.append(&transaction, expected, &event)?;
-            transaction.commit().map_err(sql_error(&doing))
-        })
-        .await
+        self.append_with(episode, next, event, "record the decision of incident")
+            .await
     }
 
     async fn by_group(&self, group_key: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {
