@@ -1,6 +1,7 @@
 //! The Lambdas' configuration, read from their environment (set by `template.yaml`).
 
 use crate::delivery::DeliveryMode;
+use crate::enrich::network::{self, NetworkSettings};
 use crate::routing::{Priority, valid_destination};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +16,16 @@ pub struct EnricherConfig {
     /// `MEMBER_READ_ROLE_NAME` (empty: this account only): the role the enricher assumes in
     /// a member account to read its alarms (`template-member.yaml`).
     pub member_read_role_name: Option<String>,
+    /// What Network Flow Monitor is asked for the top contributors of its alarms:
+    /// `TOP_CONTRIBUTORS` (default 10 flows, 0 = off, at most
+    /// [`network::MAX_FLOWS`]), `TOP_CONTRIBUTORS_WAIT_SECONDS` (default 10, at most the
+    /// invocation's time left less [`ENRICH_MARGIN`]) and `TOP_CONTRIBUTORS_CATEGORIES`
+    /// (comma-separated destination categories; default `INTRA_AZ,INTER_AZ,INTER_VPC,INTER_REGION`).
+    pub network: NetworkSettings,
 }
+
+/// The time an enricher invocation keeps, beyond polling queries, to record its result.
+pub const ENRICH_MARGIN: Duration = Duration::from_secs(5);
 
 impl EnricherConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -32,6 +42,37 @@ impl EnricherConfig {
             table_name: required(&lookup, "TABLE_NAME", "must name the incident table")?,
             relay_account_id: optional("RELAY_ACCOUNT_ID"),
             member_read_role_name: optional("MEMBER_READ_ROLE_NAME"),
+            network: Self::network(&lookup)?,
+        })
+    }
+
+    /// `TOP_CONTRIBUTORS…`: what Network Flow Monitor is asked.
+    fn network(lookup: &impl Fn(&str) -> Option<String>) -> Result<NetworkSettings, ConfigError> {
+        let defaults = NetworkSettings::default();
+        let flows = non_negative(lookup, "TOP_CONTRIBUTORS", defaults.flows as u64)?;
+        if flows > network::MAX_FLOWS as u64 {
+            return Err(ConfigError {
+                variable: "TOP_CONTRIBUTORS",
+                reason: format!("must be at most {}, got {flows}", network::MAX_FLOWS),
+            });
+        }
+        let wait = non_negative(
+            lookup,
+            "TOP_CONTRIBUTORS_WAIT_SECONDS",
+            defaults.wait.as_secs(),
+        )?;
+        let categories =
+            match lookup("TOP_CONTRIBUTORS_CATEGORIES").filter(|t| !t.trim().is_empty()) {
+                None => defaults.categories,
+                Some(text) => network::parse_categories(&text).map_err(|reason| ConfigError {
+                    variable: "TOP_CONTRIBUTORS_CATEGORIES",
+                    reason,
+                })?,
+            };
+        Ok(NetworkSettings {
+            flows: usize::try_from(flows).unwrap_or(network::MAX_FLOWS),
+            wait: Duration::from_secs(wait),
+            categories,
         })
     }
 }

@@ -10,6 +10,10 @@
 //! `Enrichment.Failed`, and the state's `Catch` delivers without enrichment. Either way the
 //! outcome is appended to the incident's log (`Enriched` or `EnrichmentFailed`).
 
+pub mod network;
+
+use network::NetworkSettings;
+
 use crate::adapters::OfflineAlarmSource;
 use crate::event::{AlarmEvent, AlarmKind, IncidentId};
 use crate::incident::{EventType, IncidentStatus, NewEvent, timestamp};
@@ -569,10 +573,11 @@ struct EnrichInput {
 pub async fn handle(
     input: Value,
     source: &dyn AlarmSource,
+    network: &NetworkSettings,
     store: &dyn IncidentStore,
     clock: &dyn Clock,
 ) -> Result<Value, EnrichError> {
-    handle_noted(input, source, None, store, clock).await
+    handle_noted(input, source, None, network, store, clock).await
 }
 
 /// [`handle`] with the source `sources` gives the alarm's account and region (its own
@@ -581,6 +586,7 @@ pub async fn handle(
 pub async fn handle_in(
     input: Value,
     sources: &dyn AlarmSources,
+    network: &NetworkSettings,
     store: &dyn IncidentStore,
     clock: &dyn Clock,
 ) -> Result<Value, EnrichError> {
@@ -597,21 +603,27 @@ pub async fn handle_in(
             Some(reason),
         ),
     };
-    handle_noted(input, source.as_ref(), note, store, clock).await
+    handle_noted(input, source.as_ref(), note, network, store, clock).await
 }
 
 async fn handle_noted(
     input: Value,
     source: &dyn AlarmSource,
     note: Option<String>,
+    network: &NetworkSettings,
     store: &dyn IncidentStore,
     clock: &dyn Clock,
 ) -> Result<Value, EnrichError> {
     let input: EnrichInput = serde_json::from_value(input)
         .map_err(|error| EnrichError::Failed(format!("enrich input: {error}")))?;
     let id = IncidentId::from_raw(input.incident_id);
+    let incident = network::Incident {
+        store,
+        clock,
+        id: &id,
+    };
     let result = match AlarmEvent::from_value(input.event) {
-        Ok(event) => enrich(&event, source, clock.now()).await,
+        Ok(event) => with_network(&event, source, network, incident).await,
         Err(error) => Err(EnrichError::Failed(format!("enrich input: event: {error}"))),
     };
     let result = result.map(|mut enrichment| {
@@ -646,6 +658,27 @@ async fn handle_noted(
             Err(error)
         }
     }
+}
+
+/// [`enrich`] and, for a Network Flow Monitor alarm, its `network` section, with its notes.
+async fn with_network(
+    event: &AlarmEvent,
+    source: &dyn AlarmSource,
+    settings: &NetworkSettings,
+    incident: network::Incident<'_>,
+) -> Result<Value, EnrichError> {
+    let mut enrichment = enrich(event, source, incident.clock.now()).await?;
+    let mut notes = Vec::new();
+    let section = network::evidence(event, &enrichment, source, settings, incident, &mut notes)
+        .await
+        .map_err(from_store)?;
+    if let Some(section) = section {
+        enrichment["network"] = section;
+    }
+    if let Some(all) = enrichment["notes"].as_array_mut() {
+        all.extend(notes.into_iter().map(Value::String));
+    }
+    Ok(enrichment)
 }
 
 /// Appends `kind` with `data`, moving STARTED to ENRICHED when `enriched`; rereads on a version
@@ -1156,9 +1189,15 @@ mod tests {
             let (store, input, id) = started(METRIC).await;
             let source = source_with_nfm_alarm();
             let clock = FixedClock::at(NOW);
-            let enrichment = handle(input, &source, store.as_ref(), &clock)
-                .await
-                .unwrap();
+            let enrichment = handle(
+                input,
+                &source,
+                &NetworkSettings::default(),
+                store.as_ref(),
+                &clock,
+            )
+            .await
+            .unwrap();
             assert_eq!(enrichment["alarm"]["threshold"], json!(50.0));
             let incident = store.get(&id).await.unwrap().unwrap();
             assert_eq!(incident.status, IncidentStatus::Enriched);
@@ -1182,9 +1221,15 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            handle(input, &source_with_nfm_alarm(), store.as_ref(), &clock)
-                .await
-                .unwrap();
+            handle(
+                input,
+                &source_with_nfm_alarm(),
+                &NetworkSettings::default(),
+                store.as_ref(),
+                &clock,
+            )
+            .await
+            .unwrap();
             let incident = store.get(&id).await.unwrap().unwrap();
             assert_eq!(incident.status, IncidentStatus::Delivered);
             assert_eq!(
@@ -1200,9 +1245,15 @@ mod tests {
                 describe_error: Some(EnrichError::Throttled("DescribeAlarms: Throttling".into())),
                 ..FakeSource::default()
             };
-            let error = handle(input, &source, store.as_ref(), &FixedClock::at(NOW))
-                .await
-                .unwrap_err();
+            let error = handle(
+                input,
+                &source,
+                &NetworkSettings::default(),
+                store.as_ref(),
+                &FixedClock::at(NOW),
+            )
+            .await
+            .unwrap_err();
             assert_eq!(error.error_type(), "Enrichment.Throttled");
             let incident = store.get(&id).await.unwrap().unwrap();
             assert_eq!(incident.status, IncidentStatus::Started);
@@ -1222,13 +1273,16 @@ mod tests {
                 json!({"incidentId": 5, "event": {}}),
                 json!({"incidentId": "x", "event": {"detail-type": "other"}}),
             ] {
-                let error = handle(input, &source, &store, &clock).await.unwrap_err();
+                let error = handle(input, &source, &NetworkSettings::default(), &store, &clock)
+                    .await
+                    .unwrap_err();
                 assert_eq!(error.error_type(), "Enrichment.Failed", "{error}");
             }
             let event: Value = serde_json::from_slice(METRIC).unwrap();
             let error = handle(
                 json!({"incidentId": "nope", "event": event}),
                 &source,
+                &NetworkSettings::default(),
                 &store,
                 &clock,
             )

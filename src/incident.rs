@@ -121,6 +121,9 @@ pub enum EventType {
     ExecutionStarted,
     Enriched,
     EnrichmentFailed,
+    /// Network Flow Monitor top-contributors queries the Enrich state started (their ids, so a
+    /// retry reads them instead of starting new ones).
+    TopContributorsStarted,
     /// One HTTP attempt: status, latency.
     DeliveryAttempted,
     Delivered,
@@ -144,6 +147,7 @@ impl EventType {
             Self::ExecutionStarted => "ExecutionStarted",
             Self::Enriched => "Enriched",
             Self::EnrichmentFailed => "EnrichmentFailed",
+            Self::TopContributorsStarted => "TopContributorsStarted",
             Self::DeliveryAttempted => "DeliveryAttempted",
             Self::Delivered => "Delivered",
             Self::Failed => "Failed",

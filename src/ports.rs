@@ -389,4 +389,197 @@ pub trait AlarmSource: Send + Sync {
         &self,
         names: &[String],
     ) -> Result<std::collections::BTreeMap<String, StateValue>, EnrichError>;
+
+    /// Network Flow Monitor in the same account and region, when this source can ask it
+    /// (`None`, the default, for a source with no monitor to ask: enrichment notes it).
+    fn top_contributors(&self) -> Option<&dyn TopContributors> {
+        None
+    }
+}
+
+// --- TopContributors: which flows Network Flow Monitor sees degrade -------------------------
+
+/// One top-contributors query (`StartQueryMonitorTopContributors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopContributorsQuery {
+    pub monitor_name: String,
+    /// The API's metric name: `TIMEOUTS`, `RETRANSMISSIONS`, `ROUND_TRIP_TIME`,
+    /// `DATA_TRANSFERRED`.
+    pub metric: String,
+    /// `INTRA_AZ`, `INTER_AZ`, `INTER_VPC`, `INTER_REGION`, `AMAZON_S3`, `AMAZON_DYNAMODB`,
+    /// `UNCLASSIFIED`.
+    pub destination_category: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The most flows the query returns.
+    pub limit: u32,
+}
+
+/// Where a query is (`GetQueryStatusMonitorTopContributors`); an unknown status is kept as
+/// written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+    Other(String),
+}
+
+impl QueryStatus {
+    /// The API's spelling (`SUCCEEDED`…).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Canceled => "CANCELED",
+            Self::Other(status) => status,
+        }
+    }
+
+    /// Still queued or running: worth asking again.
+    pub fn pending(&self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// A section of the network a flow traversed (a transit gateway, a NAT gateway…).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraversedComponent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+}
+
+/// The Kubernetes side of a flow, when its agents run in EKS.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_service_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_pod_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_pod_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_service_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_pod_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_pod_namespace: Option<String>,
+}
+
+/// One flow of a top-contributors result, with the API's field names
+/// (`GetQueryResultsMonitorTopContributors`); what the service leaves out stays out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowContributor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snat_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_instance_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_vpc_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_vpc_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_az: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_subnet_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_subnet_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnat_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_instance_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_vpc_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_vpc_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_az: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_subnet_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_subnet_arn: Option<String>,
+    /// The metric's value for this flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traversed_constructs: Vec<TraversedComponent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_metadata: Option<KubernetesMetadata>,
+}
+
+/// One page of a query's result.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContributorsPage {
+    /// The metric's unit (`Count`, `Microseconds`, `Bytes`…).
+    pub unit: Option<String>,
+    pub flows: Vec<FlowContributor>,
+    /// Where the next page starts; `None` on the last.
+    pub next_token: Option<String>,
+}
+
+/// Why a Network Flow Monitor call failed. Enrichment never fails on one: each becomes a note
+/// saying which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlowQueryError {
+    /// Throttling, quotas, service faults, timeouts, no connection.
+    #[error("throttled or unavailable: {0}")]
+    Throttled(String),
+    /// The monitor (or the query) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Anything else: access denied, a request the service refuses.
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+/// The top-contributors queries of Network Flow Monitor, for one account and region.
+#[async_trait]
+pub trait TopContributors: Send + Sync {
+    /// Starts `query`; answers its id.
+    async fn start_query(&self, query: &TopContributorsQuery) -> Result<String, FlowQueryError>;
+
+    /// Where the query `query_id` of `monitor_name` is.
+    async fn query_status(
+        &self,
+        monitor_name: &str,
+        query_id: &str,
+    ) -> Result<QueryStatus, FlowQueryError>;
+
+    /// One page (at most `max_results` flows) of a succeeded query's result.
+    async fn query_results(
+        &self,
+        monitor_name: &str,
+        query_id: &str,
+        max_results: u32,
+        next_token: Option<&str>,
+    ) -> Result<ContributorsPage, FlowQueryError>;
 }

@@ -8,6 +8,11 @@
 //! the receiver's record shows one investigation per monitor, each message accepted exactly
 //! once with a valid signature: `created`, an `updated` per other alarm, nothing for the flap,
 //! one `resolved`.
+//!
+//! Unless `--alarms` says otherwise, the enricher answers Network Flow Monitor's top
+//! contributors from `tests/fixtures/alarm-file/top-contributors.json` (flows from EKS to a
+//! database in another VPC through a transit gateway), so each investigation carries its worst
+//! flows under `data.enrichment.network`.
 
 use super::CliError;
 use crate::engine::pipeline::Pipeline;
@@ -23,6 +28,9 @@ use std::time::{Duration, Instant};
 
 const METRIC_ALARM: &str = include_str!("../../tests/fixtures/metric-alarm.json");
 const OTHER_MONITOR: &str = include_str!("../../tests/fixtures/metric-math-alarm.json");
+/// What Network Flow Monitor answers the demo (an alarm file of top contributors only).
+const TOP_CONTRIBUTORS: &str =
+    include_str!("../../tests/fixtures/alarm-file/top-contributors.json");
 const FAULTS: &str = "503,drop";
 /// Longer than the definition's whole Deliver retry schedule (2+4+8+16+32+60 s, jittered).
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -154,13 +162,18 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
     std::fs::write(&secret_path, document.to_string())
         .map_err(|error| CliError::input(secret_path.display(), error))?;
 
-    let pipeline = args.routing.open(super::serve::config(
-        db.clone(),
-        secret_path,
-        true,
-        correlation,
-        args.routing.delivery_mode(),
-    ))?;
+    let flows = crate::adapters::local::FileAlarmSource::from_json(TOP_CONTRIBUTORS)
+        .map_err(|error| CliError::input("demo top contributors", error))?;
+    let pipeline = args.routing.open_or(
+        super::serve::config(
+            db.clone(),
+            secret_path,
+            true,
+            correlation,
+            args.routing.delivery_mode(),
+        ),
+        Some(std::sync::Arc::new(flows)),
+    )?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|error| CliError::input("demo intake", error))?;
@@ -322,9 +335,27 @@ fn progress(event: &IncidentEvent) -> String {
                 attempt["outcome"].as_str().unwrap_or("?")
             )
         }
-        EventType::Enriched => format!(
-            "metric {}",
-            data["metric"]["name"].as_str().unwrap_or("unknown")
+        EventType::Enriched => {
+            let mut text = format!(
+                "metric {}",
+                data["metric"]["name"].as_str().unwrap_or("unknown")
+            );
+            if let Some(worst) = data.pointer("/network/topContributors/0") {
+                text.push_str(&format!(
+                    "; worst of {} flow(s): {}",
+                    data["network"]["topContributors"]
+                        .as_array()
+                        .map_or(0, Vec::len),
+                    flow(worst)
+                ));
+            }
+            text
+        }
+        EventType::TopContributorsStarted => format!(
+            "{} of {}: {} queries",
+            data["metric"].as_str().unwrap_or("?"),
+            data["monitorName"].as_str().unwrap_or("?"),
+            data["queries"].as_array().map_or(0, Vec::len)
         ),
         EventType::Correlated => {
             let mut text = format!(
@@ -347,6 +378,32 @@ fn progress(event: &IncidentEvent) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// One flow in a few words: `10.0.12.41 -> 10.2.40.17:5432 INTER_VPC 412 via tgw-…`.
+fn flow(flow: &Value) -> String {
+    let text = |key: &str| flow[key].as_str().unwrap_or("?").to_owned();
+    let mut line = format!(
+        "{} -> {}:{} {} {}",
+        text("localIp"),
+        text("remoteIp"),
+        flow["targetPort"],
+        text("destinationCategory"),
+        flow["value"]
+    );
+    let via: Vec<&str> = flow["traversedConstructs"]
+        .as_array()
+        .map(|components| {
+            components
+                .iter()
+                .filter_map(|component| component["componentId"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !via.is_empty() {
+        line.push_str(&format!(" via {}", via.join(", ")));
+    }
+    line
 }
 
 /// Each group's episode and incidents, as `audit --episode` prints them.

@@ -150,9 +150,14 @@ struct RoutingArgs {
     #[arg(long, value_name = "P", value_parser = clap::builder::PossibleValuesParser::new(["CRITICAL", "HIGH", "MEDIUM", "LOW", "MINIMAL"]))]
     default_priority: Option<String>,
     /// The alarms the local enricher knows (settings, tags): what `aws cloudwatch
-    /// describe-alarms` prints, each alarm with the `Tags` `list-tags-for-resource` prints.
+    /// describe-alarms` prints, each alarm with the `Tags` `list-tags-for-resource` prints,
+    /// and Network Flow Monitor results under `TopContributorsQueries`.
     #[arg(long, value_name = "FILE")]
     alarms: Option<std::path::PathBuf>,
+    /// Flows of a Network Flow Monitor alarm's top contributors put in its investigation
+    /// (0: none asked).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(0..=crate::enrich::network::MAX_FLOWS as i64))]
+    top_contributors: u16,
     /// Render, sign and record what would be sent, and send nothing (incidents end DRY_RUN).
     #[arg(long)]
     dry_run: bool,
@@ -196,7 +201,16 @@ impl RoutingArgs {
     /// file is refused here, at start.
     fn open(
         &self,
+        config: crate::engine::pipeline::PipelineConfig,
+    ) -> Result<crate::engine::pipeline::Pipeline, CliError> {
+        self.open_or(config, None)
+    }
+
+    /// [`Self::open`], the enricher reading `fallback` when `--alarms` is not given.
+    fn open_or(
+        &self,
         mut config: crate::engine::pipeline::PipelineConfig,
+        fallback: Option<std::sync::Arc<dyn crate::ports::AlarmSource>>,
     ) -> Result<crate::engine::pipeline::Pipeline, CliError> {
         for (name, path) in &self.destinations {
             let document = read_secret_file(path)?;
@@ -206,12 +220,17 @@ impl RoutingArgs {
         }
         config.destinations = self.destinations.iter().cloned().collect();
         config.routing = self.routing();
-        let opened = match &self.alarms {
-            Some(path) => {
-                let alarms = crate::adapters::local::FileAlarmSource::load(path)
-                    .map_err(|error| CliError::Input(error.to_string()))?;
-                crate::engine::pipeline::Pipeline::open_with(&config, std::sync::Arc::new(alarms))
-            }
+        config.network.flows = usize::from(self.top_contributors);
+        let alarms = match &self.alarms {
+            Some(path) => Some(std::sync::Arc::new(
+                crate::adapters::local::FileAlarmSource::load(path)
+                    .map_err(|error| CliError::Input(error.to_string()))?,
+            )
+                as std::sync::Arc<dyn crate::ports::AlarmSource>),
+            None => fallback,
+        };
+        let opened = match alarms {
+            Some(alarms) => crate::engine::pipeline::Pipeline::open_with(&config, alarms),
             None => crate::engine::pipeline::Pipeline::open(&config),
         };
         opened.map_err(|error| CliError::Input(error.to_string()))

@@ -77,6 +77,7 @@ pub(super) fn config(
         delivery_mode,
         destinations: Default::default(),
         routing: Default::default(),
+        network: Default::default(),
     }
 }
 

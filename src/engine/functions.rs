@@ -5,6 +5,7 @@
 use crate::config::CorrelationConfig;
 use crate::config::RoutingConfig;
 use crate::delivery::Deliverer;
+use crate::enrich::network::NetworkSettings;
 use crate::ports::{AlarmSource, Clock, IncidentStore};
 use crate::{enrich, recorder, signer};
 use async_trait::async_trait;
@@ -34,6 +35,8 @@ pub struct LocalFunctions {
     pub correlation: CorrelationConfig,
     /// The signer's routing defaults (default priority, destinations by account).
     pub routing: RoutingConfig,
+    /// What the enricher asks Network Flow Monitor.
+    pub network: NetworkSettings,
 }
 
 /// A function's name from a name or an ARN, without a version or alias qualifier.
@@ -54,7 +57,7 @@ impl Functions for LocalFunctions {
     async fn invoke(&self, function_name: &str, payload: Value) -> Result<Value, FunctionError> {
         let (store, clock) = (self.store.as_ref(), self.clock.as_ref());
         match bare_name(function_name) {
-            ENRICHER => enrich::handle(payload, self.alarms.as_ref(), store, clock)
+            ENRICHER => enrich::handle(payload, self.alarms.as_ref(), &self.network, store, clock)
                 .await
                 .map_err(|error| FunctionError {
                     error_type: error.error_type().to_owned(),

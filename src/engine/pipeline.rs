@@ -9,6 +9,7 @@ use crate::config::CorrelationConfig;
 use crate::config::RoutingConfig;
 use crate::delivery::{Deliverer, DeliveryMode};
 use crate::destination::NamedDestinations;
+use crate::enrich::network::NetworkSettings;
 use crate::intake::Intake;
 use crate::outbox::{Dispatcher, SweepReport};
 use crate::ports::{AlarmSource, Clock, IncidentStore, SecretSource, StoreError};
@@ -40,6 +41,8 @@ pub struct PipelineConfig {
     pub destinations: BTreeMap<String, PathBuf>,
     /// Default priority and destinations by account.
     pub routing: RoutingConfig,
+    /// What the Enrich state asks Network Flow Monitor.
+    pub network: NetworkSettings,
 }
 
 /// Why the pipeline could not be put together.
@@ -148,6 +151,7 @@ impl Pipeline {
             clock: clock.clone(),
             correlation: config.correlation,
             routing: config.routing.clone(),
+            network: config.network.clone(),
         };
         let engine = Engine::new(
             machine,

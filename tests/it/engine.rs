@@ -58,6 +58,7 @@ impl Local {
             delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
             destinations: Default::default(),
             routing: Default::default(),
+            network: Default::default(),
         })
         .unwrap();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -250,6 +251,7 @@ async fn bad_input_is_answered_and_recorded_never_lost() {
         delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
         destinations: Default::default(),
         routing: Default::default(),
+        network: Default::default(),
     });
     assert!(
         matches!(

@@ -11,6 +11,7 @@
 use crate::moto::Moto;
 use alarm_relay::adapters::SystemClock;
 use alarm_relay::adapters::aws::CloudWatchAlarmSource;
+use alarm_relay::enrich::network::NetworkSettings;
 use alarm_relay::enrich::{self, handle};
 use alarm_relay::event::AlarmEvent;
 use alarm_relay::incident::{EventType, IncidentStatus};
@@ -257,9 +258,15 @@ async fn the_handler_moves_a_started_incident_to_enriched() {
     let raw: Value = serde_json::from_str(METRIC).unwrap();
     let input = json!({ "incidentId": id, "event": raw });
 
-    let enrichment = handle(input, &source, store.as_ref(), &SystemClock)
-        .await
-        .expect("enriched");
+    let enrichment = handle(
+        input,
+        &source,
+        &NetworkSettings::default(),
+        store.as_ref(),
+        &SystemClock,
+    )
+    .await
+    .expect("enriched");
 
     assert_eq!(enrichment["alarm"]["threshold"].as_f64(), Some(50.0));
     assert_eq!(values(&enrichment), [87.0]);

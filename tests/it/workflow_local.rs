@@ -54,6 +54,7 @@ pub(crate) async fn run_local(
         delivery_mode: alarm_relay::delivery::DeliveryMode::Live,
         destinations: Default::default(),
         routing: Default::default(),
+        network: Default::default(),
     };
     let pipeline = match alarms {
         Some(alarms) => Pipeline::open_with(&config, alarms),

@@ -12,6 +12,7 @@ use alarm_relay::adapters::local::SecretFile;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
 use alarm_relay::config::{CorrelationConfig, RoutingConfig};
 use alarm_relay::delivery::Deliverer;
+use alarm_relay::enrich::network::NetworkSettings;
 use alarm_relay::event::IncidentId;
 use alarm_relay::incident::{EventType, IncidentStatus};
 use alarm_relay::intake::Intake;
@@ -164,9 +165,15 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
                     let source = source
                         .get()
                         .expect("CloudWatch is set before the execution starts");
-                    enrich::handle(input, source, store.as_ref(), &SystemClock)
-                        .await
-                        .map_err(|error| (error.error_type().to_owned(), error.to_string()))
+                    enrich::handle(
+                        input,
+                        source,
+                        &NetworkSettings::default(),
+                        store.as_ref(),
+                        &SystemClock,
+                    )
+                    .await
+                    .map_err(|error| (error.error_type().to_owned(), error.to_string()))
                 }
             }),
         ),

@@ -3,10 +3,11 @@
 
 use alarm_relay::adapters::SystemClock;
 use alarm_relay::adapters::aws::{MemberAccounts, incident_store};
-use alarm_relay::config::EnricherConfig;
+use alarm_relay::config::{ENRICH_MARGIN, EnricherConfig};
 use alarm_relay::enrich;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
+use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -19,9 +20,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.member_read_role_name.clone(),
     );
     let store = incident_store(&aws, &config.table_name);
-    let (source, store) = (&source, &store);
+    let (source, store, config) = (&source, &store, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        enrich::handle_in(event.payload, source, store, &SystemClock)
+        let left = event
+            .context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .saturating_sub(ENRICH_MARGIN);
+        let network = config.network.clone().within(left);
+        enrich::handle_in(event.payload, source, &network, store, &SystemClock)
             .await
             .map_err(|error| Diagnostic {
                 error_type: error.error_type().to_owned(),

@@ -7,11 +7,12 @@
 //! `aws-sdk-cloudwatch` is pinned to 1.99.0, the last release speaking the awsQuery protocol
 //! (later ones speak Smithy RPC v2 CBOR, which moto cannot answer).
 
+use super::NetworkFlowMonitor;
 use crate::event::StateValue;
 use crate::incident::timestamp;
 use crate::ports::{
     AlarmDefinition, AlarmSource, CompositeAlarmDefinition, Datapoint, EnrichError,
-    MetricAlarmDefinition, MetricQuery,
+    MetricAlarmDefinition, MetricQuery, TopContributors,
 };
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::Client;
@@ -50,20 +51,34 @@ const RETRYABLE_CODES: [&str; 12] = [
 /// Error codes that mean the resource does not exist.
 const NOT_FOUND_CODES: [&str; 2] = ["ResourceNotFound", "ResourceNotFoundException"];
 
-/// [`AlarmSource`] over the CloudWatch API.
+/// [`AlarmSource`] over the CloudWatch API, with Network Flow Monitor of the same account and
+/// region for top contributors.
 #[derive(Debug, Clone)]
 pub struct CloudWatchAlarmSource {
     client: Client,
+    flows: Option<NetworkFlowMonitor>,
 }
 
 impl CloudWatchAlarmSource {
+    /// CloudWatch only: enrichment notes that no monitor was asked for top contributors.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            flows: None,
+        }
     }
 
-    /// A client from the shared AWS configuration (what the Lambda builds once).
+    /// Asks `flows` for the top contributors of Network Flow Monitor alarms.
+    pub fn with_flows(self, flows: NetworkFlowMonitor) -> Self {
+        Self {
+            flows: Some(flows),
+            ..self
+        }
+    }
+
+    /// Both clients from the shared AWS configuration (what the Lambda builds once).
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        Self::new(Client::new(config))
+        Self::new(Client::new(config)).with_flows(NetworkFlowMonitor::from_sdk_config(config))
     }
 
     /// DescribeAlarms for `names` (at most [`NAMES_PER_CALL`]), both alarm types, every page.
@@ -194,6 +209,12 @@ impl AlarmSource for CloudWatchAlarmSource {
             }
         }
         Ok(states)
+    }
+
+    fn top_contributors(&self) -> Option<&dyn TopContributors> {
+        self.flows
+            .as_ref()
+            .map(|flows| flows as &dyn TopContributors)
     }
 }
 

@@ -3,12 +3,14 @@
 mod cloudwatch;
 mod dynamodb_store;
 mod member_accounts;
+mod network_flow_monitor;
 mod secrets_manager;
 mod step_functions;
 
 pub use cloudwatch::CloudWatchAlarmSource;
 pub use dynamodb_store::DynamoDbStore;
 pub use member_accounts::MemberAccounts;
+pub use network_flow_monitor::NetworkFlowMonitor;
 pub use secrets_manager::SecretsManagerFetcher;
 pub use step_functions::StepFunctionsStarter;
 

@@ -13,13 +13,23 @@
 //!
 //! A file has no metric data: [`AlarmSource::metric_datapoints`] always answers an empty list,
 //! so enrichment notes that no datapoints were found.
+//!
+//! A third optional key, `TopContributorsQueries`, holds Network Flow Monitor results:
+//! each entry names `monitorName`, `metricName` (`TIMEOUTS`…) and `destinationCategory`, and
+//! carries what `aws networkflowmonitor get-query-results-monitor-top-contributors` prints
+//! (`unit`, `topContributors`, the API's camelCase names). With it the file answers the
+//! enricher's top-contributors queries: a query of a monitor the file names succeeds at once
+//! with the entry's flows (none without an entry for that metric and category), a query of
+//! another monitor is `NotFound`, as the service answers.
 
 use crate::enrich::alarm_name_of;
+use crate::enrich::network::{CATEGORIES, QUERY_METRICS};
 use crate::event::StateValue;
 use crate::incident::timestamp;
 use crate::ports::{
-    AlarmDefinition, AlarmSource, CompositeAlarmDefinition, Datapoint, EnrichError,
-    MetricAlarmDefinition, MetricQuery,
+    AlarmDefinition, AlarmSource, CompositeAlarmDefinition, ContributorsPage, Datapoint,
+    EnrichError, FlowContributor, FlowQueryError, MetricAlarmDefinition, MetricQuery, QueryStatus,
+    TopContributors, TopContributorsQuery,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -91,7 +101,13 @@ pub struct FileAlarmSource {
     alarms: Vec<KnownAlarm>,
     by_name: HashMap<String, usize>,
     by_arn: HashMap<String, usize>,
+    queries: Vec<ContributorsQuery>,
 }
+
+/// The query id of an entry of `TopContributorsQueries` (its index), or of a query with no
+/// entry.
+const QUERY_ID_PREFIX: &str = "file-";
+const NO_ENTRY: &str = "file-none";
 
 #[derive(Debug, Clone)]
 struct KnownAlarm {
@@ -137,7 +153,60 @@ impl FileAlarmSource {
             let definition = AlarmDefinition::Composite(alarm.definition());
             source.add(&at, definition, tags)?;
         }
+        for (index, query) in file.top_contributors_queries.into_iter().enumerate() {
+            source.add_query(&format!("TopContributorsQueries[{index}]"), query)?;
+        }
         Ok(source)
+    }
+
+    /// Records a top-contributors entry, refusing an unknown metric or category and a second
+    /// entry for one monitor, metric and category.
+    fn add_query(&mut self, at: &str, query: ContributorsQuery) -> Result<(), AlarmFileError> {
+        if query.monitor_name.trim().is_empty() {
+            return Err(AlarmFileError::invalid(
+                format!("{at}.monitorName"),
+                "must not be empty",
+            ));
+        }
+        let metrics: Vec<&str> = QUERY_METRICS.iter().map(|(_, api)| *api).collect();
+        if !metrics.contains(&query.metric_name.as_str()) {
+            return Err(AlarmFileError::invalid(
+                format!("{at}.metricName"),
+                format!(
+                    "must be one of {}, got {:?}",
+                    metrics.join(", "),
+                    query.metric_name
+                ),
+            ));
+        }
+        if !CATEGORIES.contains(&query.destination_category.as_str()) {
+            return Err(AlarmFileError::invalid(
+                format!("{at}.destinationCategory"),
+                format!(
+                    "must be one of {}, got {:?}",
+                    CATEGORIES.join(", "),
+                    query.destination_category
+                ),
+            ));
+        }
+        if let Some(other) = self.queries.iter().position(|known| {
+            (
+                &known.monitor_name,
+                &known.metric_name,
+                &known.destination_category,
+            ) == (
+                &query.monitor_name,
+                &query.metric_name,
+                &query.destination_category,
+            )
+        }) {
+            return Err(AlarmFileError::invalid(
+                at,
+                format!("the same monitor, metric and category as TopContributorsQueries[{other}]"),
+            ));
+        }
+        self.queries.push(query);
+        Ok(())
     }
 
     /// How many alarms the file holds.
@@ -247,6 +316,90 @@ impl AlarmSource for FileAlarmSource {
             .iter()
             .filter_map(|name| Some((name.clone(), self.named(name)?.state()?)))
             .collect())
+    }
+
+    /// The file's top contributors, when it has any `TopContributorsQueries`.
+    fn top_contributors(&self) -> Option<&dyn TopContributors> {
+        (!self.queries.is_empty()).then_some(self as &dyn TopContributors)
+    }
+}
+
+#[async_trait]
+impl TopContributors for FileAlarmSource {
+    async fn start_query(&self, query: &TopContributorsQuery) -> Result<String, FlowQueryError> {
+        if !self
+            .queries
+            .iter()
+            .any(|known| known.monitor_name == query.monitor_name)
+        {
+            return Err(FlowQueryError::NotFound(format!(
+                "monitor {:?} is not in the alarm file's TopContributorsQueries",
+                query.monitor_name
+            )));
+        }
+        Ok(self
+            .queries
+            .iter()
+            .position(|known| {
+                known.monitor_name == query.monitor_name
+                    && known.metric_name == query.metric
+                    && known.destination_category == query.destination_category
+            })
+            .map_or_else(
+                || NO_ENTRY.to_owned(),
+                |index| format!("{QUERY_ID_PREFIX}{index}"),
+            ))
+    }
+
+    async fn query_status(
+        &self,
+        _monitor_name: &str,
+        query_id: &str,
+    ) -> Result<QueryStatus, FlowQueryError> {
+        self.entry(query_id).map(|_| QueryStatus::Succeeded)
+    }
+
+    /// The entry's flows from `next_token` (an offset), `max_results` at a time.
+    async fn query_results(
+        &self,
+        _monitor_name: &str,
+        query_id: &str,
+        max_results: u32,
+        next_token: Option<&str>,
+    ) -> Result<ContributorsPage, FlowQueryError> {
+        let Some(entry) = self.entry(query_id)? else {
+            return Ok(ContributorsPage::default());
+        };
+        let from = next_token
+            .and_then(|token| token.parse::<usize>().ok())
+            .unwrap_or(0);
+        let to = from
+            .saturating_add(usize::try_from(max_results.max(1)).unwrap_or(usize::MAX))
+            .min(entry.top_contributors.len());
+        Ok(ContributorsPage {
+            unit: entry.unit.clone(),
+            flows: entry
+                .top_contributors
+                .get(from..to)
+                .unwrap_or_default()
+                .to_vec(),
+            next_token: (to < entry.top_contributors.len()).then(|| to.to_string()),
+        })
+    }
+}
+
+impl FileAlarmSource {
+    /// The entry a query id names (`None` for a query with no entry).
+    fn entry(&self, query_id: &str) -> Result<Option<&ContributorsQuery>, FlowQueryError> {
+        if query_id == NO_ENTRY {
+            return Ok(None);
+        }
+        query_id
+            .strip_prefix(QUERY_ID_PREFIX)
+            .and_then(|index| index.parse::<usize>().ok())
+            .and_then(|index| self.queries.get(index))
+            .map(Some)
+            .ok_or_else(|| FlowQueryError::NotFound(format!("no query {query_id:?}")))
     }
 }
 
@@ -381,6 +534,10 @@ impl Shape for MetricStat {
 impl Shape for Metric {
     const EXPECTING: &'static str = "a metric object";
 }
+impl Shape for ContributorsQuery {
+    const EXPECTING: &'static str =
+        "a top-contributors object with monitorName, metricName, destinationCategory";
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -389,6 +546,21 @@ struct AlarmsFile {
     metric_alarms: Vec<MetricAlarm>,
     #[serde(default, deserialize_with = "objects")]
     composite_alarms: Vec<CompositeAlarm>,
+    #[serde(default, deserialize_with = "objects")]
+    top_contributors_queries: Vec<ContributorsQuery>,
+}
+
+/// One top-contributors result of the file, in the Network Flow Monitor API's names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContributorsQuery {
+    monitor_name: String,
+    metric_name: String,
+    destination_category: String,
+    #[serde(default)]
+    unit: Option<String>,
+    #[serde(default)]
+    top_contributors: Vec<FlowContributor>,
 }
 
 #[derive(Deserialize)]
