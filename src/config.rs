@@ -505,6 +505,48 @@ mod tests {
     }
 
     #[test]
+    fn the_enricher_asks_for_ten_flows_of_the_network_categories_unless_told() {
+        let enricher = |pairs: &[(&str, &str)]| {
+            let env: HashMap<String, String> = [("TABLE_NAME", "incidents")]
+                .iter()
+                .chain(pairs)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            EnricherConfig::from_lookup(|name| env.get(name).cloned())
+        };
+        assert_eq!(enricher(&[]).unwrap().network, NetworkSettings::default());
+        let told = enricher(&[
+            ("TOP_CONTRIBUTORS", "0"),
+            ("TOP_CONTRIBUTORS_WAIT_SECONDS", "3"),
+            ("TOP_CONTRIBUTORS_CATEGORIES", "inter_vpc,AMAZON_S3"),
+        ])
+        .unwrap()
+        .network;
+        assert_eq!(told.flows, 0);
+        assert_eq!(told.wait, Duration::from_secs(3));
+        assert_eq!(told.categories, ["INTER_VPC", "AMAZON_S3"]);
+        assert_eq!(
+            told.within(Duration::from_secs(1)).wait,
+            Duration::from_secs(1),
+            "never past the invocation's deadline"
+        );
+        for (variable, value, reason) in [
+            ("TOP_CONTRIBUTORS", "51", "at most 50"),
+            ("TOP_CONTRIBUTORS", "-1", "whole number"),
+            ("TOP_CONTRIBUTORS_WAIT_SECONDS", "soon", "whole number"),
+            (
+                "TOP_CONTRIBUTORS_CATEGORIES",
+                "INTER_GALAXY",
+                "INTER_GALAXY",
+            ),
+        ] {
+            let error = enricher(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable);
+            assert!(error.reason.contains(reason), "{error}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         assert_eq!(config(&[]).unwrap_err().variable, "SECRET_ARN");
         assert_eq!(

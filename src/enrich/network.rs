@@ -616,3 +616,634 @@ pub fn parse_categories(text: &str) -> Result<Vec<String>, String> {
     }
     Ok(categories)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::StateValue;
+    use crate::ports::{
+        AlarmDefinition, ContributorsPage, Datapoint, EnrichError, MetricQuery, TraversedComponent,
+    };
+    use async_trait::async_trait;
+    use std::collections::{BTreeMap, HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    const METRIC: &[u8] = include_bytes!("../../tests/fixtures/metric-alarm.json");
+    const MATH: &[u8] = include_bytes!("../../tests/fixtures/metric-math-alarm.json");
+    const NOW: &str = "2026-11-24T10:00:30.500Z";
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(NOW)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn event(raw: &[u8]) -> AlarmEvent {
+        AlarmEvent::parse(raw).unwrap()
+    }
+
+    /// The metric fixture with its metric's `name` and `dimensions` replaced.
+    fn event_of(metric: &str, dimensions: Value) -> AlarmEvent {
+        let mut raw: Value = serde_json::from_slice(METRIC).unwrap();
+        raw["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] =
+            json!(metric);
+        raw["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+            dimensions;
+        AlarmEvent::from_value(raw).unwrap()
+    }
+
+    fn flow(local: &str, category: &str, value: i64) -> FlowContributor {
+        serde_json::from_value(json!({
+            "localIp": local,
+            "remoteIp": "10.2.40.17",
+            "targetPort": 5432,
+            "destinationCategory": category,
+            "value": value,
+            "traversedConstructs": [{"componentId": "tgw-1", "componentType": "transit-gateway"}],
+        }))
+        .unwrap()
+    }
+
+    /// Network Flow Monitor, scripted: each query's id is `q-<category>`; statuses come from
+    /// `statuses` (the last one repeats; SUCCEEDED when empty); results are `rows` per category.
+    #[derive(Default)]
+    struct Flows {
+        started: Mutex<Vec<TopContributorsQuery>>,
+        refused: HashMap<String, FlowQueryError>,
+        statuses: Mutex<VecDeque<Result<QueryStatus, FlowQueryError>>>,
+        rows: HashMap<String, Vec<FlowContributor>>,
+        status_calls: Mutex<usize>,
+    }
+
+    impl Flows {
+        fn with_rows(rows: &[(&str, Vec<FlowContributor>)]) -> Self {
+            Self {
+                rows: rows
+                    .iter()
+                    .map(|(category, rows)| ((*category).to_owned(), rows.clone()))
+                    .collect(),
+                ..Self::default()
+            }
+        }
+
+        fn script(self, statuses: Vec<Result<QueryStatus, FlowQueryError>>) -> Self {
+            *self.statuses.lock().unwrap() = statuses.into();
+            self
+        }
+
+        fn starts(&self) -> usize {
+            self.started.lock().unwrap().len()
+        }
+    }
+
+    #[async_trait]
+    impl TopContributors for Flows {
+        async fn start_query(
+            &self,
+            query: &TopContributorsQuery,
+        ) -> Result<String, FlowQueryError> {
+            if let Some(error) = self.refused.get(&query.destination_category) {
+                return Err(error.clone());
+            }
+            self.started.lock().unwrap().push(query.clone());
+            Ok(format!("q-{}", query.destination_category))
+        }
+
+        async fn query_status(&self, _: &str, _: &str) -> Result<QueryStatus, FlowQueryError> {
+            *self.status_calls.lock().unwrap() += 1;
+            let mut statuses = self.statuses.lock().unwrap();
+            match statuses.len() {
+                0 => Ok(QueryStatus::Succeeded),
+                1 => statuses[0].clone(),
+                _ => statuses.pop_front().unwrap(),
+            }
+        }
+
+        async fn query_results(
+            &self,
+            _: &str,
+            query_id: &str,
+            max_results: u32,
+            next_token: Option<&str>,
+        ) -> Result<ContributorsPage, FlowQueryError> {
+            let rows = self
+                .rows
+                .get(query_id.trim_start_matches("q-"))
+                .cloned()
+                .unwrap_or_default();
+            let from: usize = next_token.map_or(0, |token| token.parse().unwrap());
+            let to = (from + max_results as usize).min(rows.len());
+            Ok(ContributorsPage {
+                unit: Some("Count".into()),
+                flows: rows[from..to].to_vec(),
+                next_token: (to < rows.len()).then(|| to.to_string()),
+            })
+        }
+    }
+
+    /// An alarm source that knows no alarm but has [`Flows`].
+    #[async_trait]
+    impl AlarmSource for Flows {
+        async fn describe_alarm(&self, _: &str) -> Result<Option<AlarmDefinition>, EnrichError> {
+            Ok(None)
+        }
+        async fn metric_datapoints(
+            &self,
+            _: &MetricQuery,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<Datapoint>, EnrichError> {
+            Ok(Vec::new())
+        }
+        async fn alarm_tags(
+            &self,
+            _: &str,
+        ) -> Result<Option<BTreeMap<String, String>>, EnrichError> {
+            Ok(None)
+        }
+        async fn alarm_states(
+            &self,
+            _: &[String],
+        ) -> Result<BTreeMap<String, StateValue>, EnrichError> {
+            Ok(BTreeMap::new())
+        }
+        fn top_contributors(&self) -> Option<&dyn TopContributors> {
+            Some(self)
+        }
+    }
+
+    fn plan(event: &AlarmEvent, settings: &NetworkSettings) -> Result<Option<Plan>, String> {
+        let metric = MonitorMetric::of(event).expect("a Network Flow Monitor metric");
+        Plan::of(&metric, event.state().value, Some(1), settings, now())
+    }
+
+    fn started(categories: &[&str]) -> Started {
+        Started {
+            monitor_name: "my-monitor".into(),
+            metric: "TIMEOUTS".into(),
+            start: "2026-11-24T09:45:00.000Z".into(),
+            end: NOW.into(),
+            queries: categories
+                .iter()
+                .map(|category| StartedQuery {
+                    destination_category: (*category).to_owned(),
+                    query_id: format!("q-{category}"),
+                })
+                .collect(),
+        }
+    }
+
+    fn later(seconds: u64) -> Instant {
+        Instant::now() + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn the_monitor_name_comes_from_the_monitor_id_arn_or_the_name() {
+        let arn = "arn:aws:networkflowmonitor:us-east-1:123456789012:monitor/my-monitor";
+        assert_eq!(monitor_name_of(arn), Some("my-monitor"));
+        assert_eq!(monitor_name_of(" my-monitor "), Some("my-monitor"));
+        assert_eq!(
+            monitor_name_of("arn:aws:networkflowmonitor:us-east-1:1:scope/x"),
+            None
+        );
+        assert_eq!(
+            monitor_name_of("arn:aws:networkflowmonitor:us-east-1:1:monitor/"),
+            None
+        );
+        assert_eq!(monitor_name_of(""), None);
+        let by_name = event_of("Timeouts", json!({"MonitorName": "web"}));
+        assert_eq!(
+            MonitorMetric::of(&by_name).unwrap().monitor_name.as_deref(),
+            Some("web")
+        );
+    }
+
+    #[test]
+    fn an_alarm_of_a_timeouts_metric_queries_every_default_category_over_its_window() {
+        let plan = plan(&event(METRIC), &NetworkSettings::default())
+            .unwrap()
+            .expect("a plan");
+        assert_eq!(plan.monitor_name, "my-monitor");
+        assert_eq!(plan.metric, "TIMEOUTS");
+        assert_eq!(
+            plan.categories,
+            DEFAULT_CATEGORIES.map(str::to_owned).to_vec()
+        );
+        // The datapoints' window (1 evaluation period + 2 of margin, period 300 s), ending now.
+        let window = datapoint_window(now(), 300, Some(1)).unwrap();
+        assert_eq!(plan.window.start, window.start);
+        assert_eq!(plan.window.end, now(), "never in the future");
+    }
+
+    #[test]
+    fn a_destination_category_dimension_narrows_the_query_to_it() {
+        let event = event_of(
+            "Retransmissions",
+            json!({"MonitorId": "db", "DestinationCategory": "INTER_AZ"}),
+        );
+        let plan = plan(&event, &NetworkSettings::default()).unwrap().unwrap();
+        assert_eq!(plan.metric, "RETRANSMISSIONS");
+        assert_eq!(plan.categories, vec!["INTER_AZ".to_owned()]);
+    }
+
+    #[test]
+    fn metric_math_queries_its_network_flow_monitor_input() {
+        let plan = plan(&event(MATH), &NetworkSettings::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (plan.monitor_name.as_str(), plan.metric),
+            ("db", "RETRANSMISSIONS")
+        );
+    }
+
+    #[test]
+    fn nothing_is_asked_off_alarm_with_queries_off_or_for_the_health_indicator() {
+        let mut ok: Value = serde_json::from_slice(METRIC).unwrap();
+        ok["detail"]["state"]["value"] = json!("OK");
+        let ok = AlarmEvent::from_value(ok).unwrap();
+        assert_eq!(plan(&ok, &NetworkSettings::default()), Ok(None));
+        let off = NetworkSettings {
+            flows: 0,
+            ..NetworkSettings::default()
+        };
+        assert_eq!(plan(&event(METRIC), &off), Ok(None));
+        let health = event_of("HealthIndicator", json!({"MonitorId": "my-monitor"}));
+        assert_eq!(plan(&health, &NetworkSettings::default()), Ok(None));
+    }
+
+    #[test]
+    fn what_cannot_be_queried_says_why() {
+        let unknown = event_of("SomethingNew", json!({"MonitorId": "my-monitor"}));
+        assert!(
+            plan(&unknown, &NetworkSettings::default())
+                .unwrap_err()
+                .contains("no top contributors for SomethingNew")
+        );
+        let nameless = event_of("Timeouts", json!({"InstanceId": "i-1"}));
+        assert!(
+            plan(&nameless, &NetworkSettings::default())
+                .unwrap_err()
+                .contains("no usable MonitorId or MonitorName")
+        );
+    }
+
+    #[test]
+    fn the_health_indicator_is_interpreted_with_its_latest_value() {
+        assert!(interpretation(Some(1.0)).ends_with("the AWS network is degraded."));
+        assert!(interpretation(Some(0.0)).ends_with("the AWS network is not the cause."));
+        assert!(interpretation(None).contains("look at the workload"));
+    }
+
+    #[test]
+    fn categories_are_parsed_checked_and_kept_once() {
+        assert_eq!(
+            parse_categories(" inter_az, INTER_VPC,INTER_AZ ,"),
+            Ok(vec!["INTER_AZ".to_owned(), "INTER_VPC".to_owned()])
+        );
+        assert!(
+            parse_categories("INTER_GALAXY")
+                .unwrap_err()
+                .contains("INTER_GALAXY")
+        );
+        assert!(parse_categories(" , ").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_worst_flows_of_every_category_come_first_and_the_rest_are_counted() {
+        let flows = Flows::with_rows(&[
+            (
+                "INTER_VPC",
+                vec![
+                    flow("10.0.0.1", "INTER_VPC", 412),
+                    flow("10.0.0.2", "INTER_VPC", 97),
+                ],
+            ),
+            (
+                "INTER_AZ",
+                vec![
+                    flow("10.0.0.3", "INTER_AZ", 305),
+                    flow("10.0.0.4", "INTER_AZ", 5),
+                ],
+            ),
+        ]);
+        let mut notes = Vec::new();
+        let section = collect(
+            &started(&["INTER_VPC", "INTER_AZ", "INTRA_AZ"]),
+            &flows,
+            3,
+            later(10),
+            Duration::from_secs(10),
+            &mut notes,
+        )
+        .await;
+        let values: Vec<i64> = section["topContributors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|flow| flow["value"].as_i64().unwrap())
+            .collect();
+        assert_eq!(values, [412, 305, 97]);
+        assert_eq!(section["omitted"], json!(1));
+        assert_eq!(section["unit"], json!("Count"));
+        assert_eq!(section["queryMetric"], json!("TIMEOUTS"));
+        assert_eq!(
+            section["window"],
+            json!({"start": "2026-11-24T09:45:00.000Z", "end": NOW})
+        );
+        assert_eq!(
+            section["queries"][0],
+            json!({"destinationCategory": "INTER_VPC", "queryId": "q-INTER_VPC", "status": "SUCCEEDED", "flows": 2})
+        );
+        assert_eq!(section["queries"][2]["flows"], json!(0));
+        assert_eq!(
+            section["topContributors"][0]["traversedConstructs"][0]["componentId"],
+            json!("tgw-1")
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_query_still_running_at_the_end_of_the_wait_is_a_note() {
+        let flows = Flows::with_rows(&[("INTER_VPC", vec![flow("10.0.0.1", "INTER_VPC", 1)])])
+            .script(vec![Ok(QueryStatus::Running)]);
+        let mut notes = Vec::new();
+        let begun = Instant::now();
+        let section = collect(
+            &started(&["INTER_VPC"]),
+            &flows,
+            10,
+            later(3),
+            Duration::from_secs(3),
+            &mut notes,
+        )
+        .await;
+        assert!(
+            begun.elapsed() <= Duration::from_secs(3),
+            "the wait is kept"
+        );
+        assert!(
+            *flows.status_calls.lock().unwrap() > 1,
+            "polled more than once"
+        );
+        assert_eq!(section["topContributors"], json!([]));
+        assert_eq!(section["queries"][0]["status"], json!("RUNNING"));
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains("q-INTER_VPC (INTER_VPC) still RUNNING after 3 s"),
+            "{notes:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_status_is_asked_again_and_a_failed_query_is_a_note() {
+        let flows = Flows::with_rows(&[("INTER_VPC", vec![flow("10.0.0.1", "INTER_VPC", 7)])])
+            .script(vec![
+                Err(FlowQueryError::Throttled("Rate exceeded".into())),
+                Ok(QueryStatus::Queued),
+                Ok(QueryStatus::Succeeded),
+            ]);
+        let mut notes = Vec::new();
+        let section = collect(
+            &started(&["INTER_VPC"]),
+            &flows,
+            10,
+            later(10),
+            Duration::from_secs(10),
+            &mut notes,
+        )
+        .await;
+        assert_eq!(section["topContributors"][0]["value"], json!(7));
+        assert!(notes.is_empty(), "{notes:?}");
+
+        let failed = Flows::default().script(vec![Ok(QueryStatus::Failed)]);
+        let mut notes = Vec::new();
+        collect(
+            &started(&["INTER_AZ"]),
+            &failed,
+            10,
+            later(10),
+            Duration::from_secs(10),
+            &mut notes,
+        )
+        .await;
+        assert_eq!(
+            notes,
+            ["top contributors query q-INTER_AZ (INTER_AZ) ended FAILED"]
+        );
+
+        let gone = Flows::default().script(vec![Err(FlowQueryError::NotFound(
+            "no such monitor".into(),
+        ))]);
+        let mut notes = Vec::new();
+        collect(
+            &started(&["INTER_AZ"]),
+            &gone,
+            10,
+            later(10),
+            Duration::from_secs(10),
+            &mut notes,
+        )
+        .await;
+        assert_eq!(*gone.status_calls.lock().unwrap(), 1, "not found is final");
+        assert!(
+            notes[0].contains("status unknown: not found: no such monitor"),
+            "{notes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_result_says_so() {
+        let mut notes = Vec::new();
+        let section = collect(
+            &started(&["INTER_VPC"]),
+            &Flows::default(),
+            10,
+            later(10),
+            Duration::from_secs(10),
+            &mut notes,
+        )
+        .await;
+        assert_eq!(section["topContributors"], json!([]));
+        assert_eq!(section["omitted"], json!(0));
+        assert_eq!(
+            notes,
+            [format!(
+                "top contributors: no flows for TIMEOUTS of monitor my-monitor between 2026-11-24T09:45:00.000Z and {NOW}"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_section_stays_within_its_bound_and_counts_what_it_leaves_out() {
+        let component = TraversedComponent {
+            component_id: Some("x".repeat(900)),
+            component_type: Some("transit-gateway".into()),
+            component_arn: None,
+            service_name: None,
+        };
+        let big: Vec<FlowContributor> = (0..MAX_FLOWS as i64)
+            .map(|value| {
+                let mut flow = flow("10.0.0.1", "INTER_VPC", value);
+                flow.traversed_constructs = vec![component.clone(); 40];
+                flow
+            })
+            .collect();
+        let flows = Flows::with_rows(&[("INTER_VPC", big)]);
+        let mut notes = Vec::new();
+        let section = collect(
+            &started(&["INTER_VPC"]),
+            &flows,
+            MAX_FLOWS,
+            later(10),
+            Duration::from_secs(10),
+            &mut notes,
+        )
+        .await;
+        let size = serde_json::to_vec(&section).unwrap().len();
+        assert!(size <= MAX_SECTION_BYTES, "{size} bytes");
+        let kept = section["topContributors"].as_array().unwrap();
+        assert!(!kept.is_empty());
+        assert_eq!(
+            kept.len() + section["omitted"].as_u64().unwrap() as usize,
+            MAX_FLOWS
+        );
+        assert_eq!(
+            kept[0]["traversedConstructs"].as_array().unwrap().len(),
+            MAX_TRAVERSED
+        );
+        assert_eq!(
+            kept[0]["value"],
+            json!(MAX_FLOWS as i64 - 1),
+            "the worst are kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_category_that_cannot_start_is_a_note_and_the_others_go_on() {
+        let flows = Flows {
+            refused: HashMap::from([(
+                "INTER_AZ".to_owned(),
+                FlowQueryError::Throttled(
+                    "StartQueryMonitorTopContributors: ThrottlingException".into(),
+                ),
+            )]),
+            ..Flows::default()
+        };
+        let plan = plan(&event(METRIC), &NetworkSettings::default())
+            .unwrap()
+            .unwrap();
+        let mut notes = Vec::new();
+        let started = plan.start(&flows, 10, later(10), &mut notes).await;
+        assert_eq!(started.queries.len(), DEFAULT_CATEGORIES.len() - 1);
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].starts_with("top contributors (INTER_AZ) not started: throttled"),
+            "{notes:?}"
+        );
+        let asked = flows.started.lock().unwrap();
+        assert!(
+            asked
+                .iter()
+                .all(|query| query.limit == 10 && query.monitor_name == "my-monitor")
+        );
+    }
+
+    #[cfg(feature = "sqlite")]
+    mod handler {
+        use super::*;
+        use crate::adapters::SqliteStore;
+        use crate::enrich::handle;
+        use crate::intake::Intake;
+        use crate::outbox::Dispatcher;
+        use crate::testing::{FakeStarter, FixedClock};
+        use std::sync::Arc;
+
+        #[tokio::test(start_paused = true)]
+        async fn a_retry_of_enrich_reads_the_queries_the_first_attempt_started() {
+            let store: Arc<dyn IncidentStore> = Arc::new(SqliteStore::open_in_memory().unwrap());
+            let clock = FixedClock::at(NOW);
+            let dispatcher = Dispatcher::new(
+                store.clone(),
+                Arc::new(FakeStarter::default()),
+                Arc::new(FixedClock::at(NOW)),
+            );
+            let outcome = Intake::new(dispatcher, None).handle(METRIC).await.unwrap();
+            let id = outcome.incident().incident_id.clone();
+            let raw: Value = serde_json::from_slice(METRIC).unwrap();
+            let input = json!({ "incidentId": id, "event": raw });
+            let settings = NetworkSettings {
+                wait: Duration::from_secs(2),
+                ..NetworkSettings::default()
+            };
+
+            let flows =
+                Flows::with_rows(&[("INTER_VPC", vec![flow("10.0.0.1", "INTER_VPC", 412)])])
+                    .script(vec![Ok(QueryStatus::Running)]);
+            let first = handle(input.clone(), &flows, &settings, store.as_ref(), &clock)
+                .await
+                .unwrap();
+            assert_eq!(flows.starts(), DEFAULT_CATEGORIES.len());
+            assert_eq!(first["network"]["topContributors"], json!([]));
+            assert!(
+                first["notes"]
+                    .to_string()
+                    .contains("still RUNNING after 2 s")
+            );
+            let recorded: Vec<_> = store
+                .events(&id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|event| event.kind == EventType::TopContributorsStarted)
+                .collect();
+            assert_eq!(recorded.len(), 1);
+            assert_eq!(recorded[0].data["queries"].as_array().unwrap().len(), 4);
+
+            // The retry: the queries have finished; none is started again.
+            flows.statuses.lock().unwrap().clear();
+            clock.advance(Duration::from_secs(30));
+            let retry = handle(input, &flows, &settings, store.as_ref(), &clock)
+                .await
+                .unwrap();
+            assert_eq!(
+                flows.starts(),
+                DEFAULT_CATEGORIES.len(),
+                "no query started twice"
+            );
+            assert_eq!(retry["network"]["topContributors"][0]["value"], json!(412));
+            assert_eq!(retry["network"]["window"], first["network"]["window"]);
+            assert_eq!(retry["network"]["monitorName"], json!("my-monitor"));
+            assert_eq!(retry["network"]["metric"], json!("Timeouts"));
+        }
+
+        #[tokio::test]
+        async fn a_source_without_network_flow_monitor_is_a_note() {
+            let store: Arc<dyn IncidentStore> = Arc::new(SqliteStore::open_in_memory().unwrap());
+            let dispatcher = Dispatcher::new(
+                store.clone(),
+                Arc::new(FakeStarter::default()),
+                Arc::new(FixedClock::at(NOW)),
+            );
+            let outcome = Intake::new(dispatcher, None).handle(METRIC).await.unwrap();
+            let raw: Value = serde_json::from_slice(METRIC).unwrap();
+            let input = json!({ "incidentId": outcome.incident().incident_id, "event": raw });
+            let enrichment = handle(
+                input,
+                &crate::adapters::OfflineAlarmSource,
+                &NetworkSettings::default(),
+                store.as_ref(),
+                &FixedClock::at(NOW),
+            )
+            .await
+            .unwrap();
+            assert_eq!(enrichment["network"]["monitorName"], json!("my-monitor"));
+            assert!(enrichment["network"].get("topContributors").is_none());
+            assert!(
+                enrichment["notes"]
+                    .to_string()
+                    .contains("no Network Flow Monitor to ask")
+            );
+        }
+    }
+}

@@ -24,7 +24,8 @@ const CORRELATE_DECISION: &str = "correlate-decision.schema.json";
 const DELIVER_INPUT: &str = "deliver-input.schema.json";
 const DELIVERY_RECORD: &str = "delivery-record.schema.json";
 const ALARMS_FILE: &str = "alarms-file.schema.json";
-const SCHEMAS: [&str; 8] = [
+const ENRICHMENT: &str = "enrichment.schema.json";
+const SCHEMAS: [&str; 9] = [
     ALARM_EVENT,
     WEBHOOK_BODY,
     WEBHOOK_UPDATED,
@@ -33,6 +34,7 @@ const SCHEMAS: [&str; 8] = [
     DELIVER_INPUT,
     DELIVERY_RECORD,
     ALARMS_FILE,
+    ENRICHMENT,
 ];
 
 const FIXTURES: [&str; 4] = [
@@ -1503,5 +1505,139 @@ mod alarms_file {
                 panic!("{what}: the loader refuses it: {error}");
             }
         }
+    }
+}
+
+// The Enrich state's result, network evidence included.
+
+#[cfg(feature = "local")]
+mod enrichment {
+    use super::*;
+    use alarm_relay::adapters::OfflineAlarmSource;
+    use alarm_relay::adapters::local::FileAlarmSource;
+    use alarm_relay::enrich::{self, network::NetworkSettings};
+    use alarm_relay::ports::{AlarmSource, IncidentStore};
+
+    const NOW: &str = "2026-11-24T10:00:30.500Z";
+
+    fn alarm_file(name: &str) -> FileAlarmSource {
+        let path = manifest_path(&["tests", "fixtures", "alarm-file", name]);
+        FileAlarmSource::load(&path).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// What the Enrich state answers for the fixture `name`, reading `source`.
+    async fn enriched(name: &str, source: &dyn AlarmSource) -> Value {
+        let store: Arc<dyn IncidentStore> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let clock = Arc::new(FixedClock::at(NOW));
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Arc::new(FakeStarter::default()),
+            clock.clone(),
+        );
+        let raw = fixture_bytes(name);
+        let outcome = Intake::new(dispatcher, None).handle(&raw).await.unwrap();
+        let input = json!({
+            "incidentId": outcome.incident().incident_id,
+            "event": serde_json::from_slice::<Value>(&raw).unwrap(),
+        });
+        enrich::handle(
+            input,
+            source,
+            &NetworkSettings::default(),
+            store.as_ref(),
+            clock.as_ref(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{name}: {error}"))
+    }
+
+    #[tokio::test]
+    async fn every_enrichment_validates_with_and_without_network_evidence() {
+        let validator = validator(ENRICHMENT);
+        let sources: [(&str, Box<dyn AlarmSource>); 3] = [
+            ("offline", Box::new(OfflineAlarmSource)),
+            ("alarms.json", Box::new(alarm_file("alarms.json"))),
+            (
+                "top-contributors.json",
+                Box::new(alarm_file("top-contributors.json")),
+            ),
+        ];
+        let mut with_flows = 0;
+        for name in FIXTURES {
+            for (source_name, source) in &sources {
+                let enrichment = enriched(name, source.as_ref()).await;
+                assert_valid(
+                    &validator,
+                    &enrichment,
+                    &format!("{name} from {source_name}"),
+                );
+                with_flows +=
+                    usize::from(enrichment.pointer("/network/topContributors/0").is_some());
+            }
+        }
+        assert!(
+            with_flows >= 1,
+            "the flows of the top-contributors file are carried"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_example_top_contributors_file_validates_and_answers_the_metric_fixture() {
+        let path = manifest_path(&["tests", "fixtures", "alarm-file", "top-contributors.json"]);
+        let document: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_valid(&validator(ALARMS_FILE), &document, "top-contributors.json");
+        let enrichment = enriched("metric-alarm.json", &alarm_file("top-contributors.json")).await;
+        let network = &enrichment["network"];
+        assert_eq!(network["monitorName"], json!("my-monitor"));
+        assert_eq!(network["queryMetric"], json!("TIMEOUTS"));
+        let values: Vec<i64> = network["topContributors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|flow| flow["value"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            [412, 305, 97, 23],
+            "both categories' flows, worst first"
+        );
+    }
+
+    #[tokio::test]
+    async fn near_misses_are_refused() {
+        let validator = validator(ENRICHMENT);
+        let good = enriched("metric-alarm.json", &alarm_file("top-contributors.json")).await;
+        let mut unknown_field = good.clone();
+        unknown_field["network"]["topContributors"][0]["secret"] = json!("x");
+        assert_refused(
+            &validator,
+            &unknown_field,
+            "/network/topContributors/0",
+            "secret",
+        );
+        let mut too_many = good.clone();
+        let flow = too_many["network"]["topContributors"][0].clone();
+        too_many["network"]["topContributors"] = json!(vec![flow; 51]);
+        assert_refused(
+            &validator,
+            &too_many,
+            "/network/topContributors",
+            "more than 50",
+        );
+        let mut no_metric = good.clone();
+        no_metric["network"]
+            .as_object_mut()
+            .unwrap()
+            .remove("metric");
+        assert_refused(&validator, &no_metric, "/network", "metric");
+        let mut bad_category = good;
+        bad_category["network"]["queries"][0]["destinationCategory"] = json!("MARS");
+        assert_refused(
+            &validator,
+            &bad_category,
+            "/network/queries/0/destinationCategory",
+            "MARS",
+        );
     }
 }

@@ -55,13 +55,18 @@ impl TopContributors for NetworkFlowMonitor {
             .destination_category(DestinationCategory::from(
                 query.destination_category.as_str(),
             ))
-            .start_time(AwsDateTime::from_secs(query.start.timestamp()))
-            .end_time(AwsDateTime::from_secs(query.end.timestamp()))
+            .start_time(AwsDateTime::from_millis(query.start.timestamp_millis()))
+            .end_time(AwsDateTime::from_millis(query.end.timestamp_millis()))
             .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|error| classify("StartQueryMonitorTopContributors", &error))?;
-        Ok(output.query_id().to_owned())
+        match output.query_id() {
+            "" => Err(FlowQueryError::Failed(
+                "StartQueryMonitorTopContributors: the answer has no queryId".into(),
+            )),
+            query_id => Ok(query_id.to_owned()),
+        }
     }
 
     async fn query_status(

@@ -1155,6 +1155,128 @@ mod tests {
         }
     }
 
+    fn with_flows() -> FileAlarmSource {
+        let mut document = document();
+        document["TopContributorsQueries"] = json!([
+            {
+                "monitorName": "my-monitor",
+                "metricName": "TIMEOUTS",
+                "destinationCategory": "INTER_VPC",
+                "unit": "Count",
+                "topContributors": [
+                    {"localIp": "10.0.0.1", "remoteIp": "10.2.0.1", "value": 412,
+                     "traversedConstructs": [{"componentId": "tgw-1", "componentType": "transit-gateway"}]},
+                    {"localIp": "10.0.0.2", "remoteIp": "10.2.0.1", "value": 97},
+                    {"localIp": "10.0.0.3", "remoteIp": "10.2.0.1", "value": 5, "somethingNew": true}
+                ]
+            }
+        ]);
+        FileAlarmSource::from_json(&document.to_string()).expect("the document loads")
+    }
+
+    fn query(category: &str) -> TopContributorsQuery {
+        TopContributorsQuery {
+            monitor_name: "my-monitor".into(),
+            metric: "TIMEOUTS".into(),
+            destination_category: category.into(),
+            start: DateTime::UNIX_EPOCH,
+            end: DateTime::UNIX_EPOCH,
+            limit: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn top_contributors_come_from_the_file_page_by_page() {
+        let source = with_flows();
+        let flows = source.top_contributors().expect("the file has flows");
+        let id = flows.start_query(&query("INTER_VPC")).await.unwrap();
+        assert_eq!(
+            flows.query_status("my-monitor", &id).await,
+            Ok(QueryStatus::Succeeded)
+        );
+        let first = flows
+            .query_results("my-monitor", &id, 2, None)
+            .await
+            .unwrap();
+        assert_eq!(first.unit.as_deref(), Some("Count"));
+        assert_eq!(first.flows.len(), 2);
+        assert_eq!(first.flows[0].value, Some(412));
+        assert_eq!(
+            first.flows[0].traversed_constructs[0]
+                .component_id
+                .as_deref(),
+            Some("tgw-1")
+        );
+        let rest = flows
+            .query_results("my-monitor", &id, 2, first.next_token.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(rest.flows.len(), 1);
+        assert_eq!(rest.next_token, None);
+    }
+
+    #[tokio::test]
+    async fn another_category_has_no_flows_and_another_monitor_is_not_found() {
+        let source = with_flows();
+        let flows = source.top_contributors().unwrap();
+        let id = flows.start_query(&query("INTRA_AZ")).await.unwrap();
+        let page = flows
+            .query_results("my-monitor", &id, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(page, ContributorsPage::default());
+        let mut elsewhere = query("INTER_VPC");
+        elsewhere.monitor_name = "other".into();
+        assert!(matches!(
+            flows.start_query(&elsewhere).await,
+            Err(FlowQueryError::NotFound(message)) if message.contains("\"other\"")
+        ));
+        assert!(matches!(
+            flows.query_status("my-monitor", "made-up").await,
+            Err(FlowQueryError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_file_without_top_contributors_has_no_monitor_to_ask() {
+        assert!(source().top_contributors().is_none());
+    }
+
+    #[test]
+    fn a_bad_top_contributors_entry_is_refused_naming_it() {
+        let entry = json!({"monitorName": "m", "metricName": "TIMEOUTS", "destinationCategory": "INTER_AZ"});
+        let cases = [
+            (
+                json!([{"metricName": "TIMEOUTS", "destinationCategory": "INTER_AZ"}]),
+                "TopContributorsQueries[0]: missing field `monitorName`",
+            ),
+            (
+                json!([{"monitorName": " ", "metricName": "TIMEOUTS", "destinationCategory": "INTER_AZ"}]),
+                "TopContributorsQueries[0].monitorName: must not be empty",
+            ),
+            (
+                json!([{"monitorName": "m", "metricName": "Timeouts", "destinationCategory": "INTER_AZ"}]),
+                "TopContributorsQueries[0].metricName: must be one of TIMEOUTS, RETRANSMISSIONS, ROUND_TRIP_TIME, DATA_TRANSFERRED, got \"Timeouts\"",
+            ),
+            (
+                json!([{"monitorName": "m", "metricName": "TIMEOUTS", "destinationCategory": "MARS"}]),
+                "TopContributorsQueries[0].destinationCategory: must be one of",
+            ),
+            (
+                json!([entry.clone(), entry]),
+                "TopContributorsQueries[1]: the same monitor, metric and category as TopContributorsQueries[0]",
+            ),
+            (
+                json!([{"monitorName": "m", "metricName": "TIMEOUTS", "destinationCategory": "INTER_AZ", "topContributors": [{"value": "many"}]}]),
+                "TopContributorsQueries[0].topContributors[0].value: invalid type",
+            ),
+        ];
+        for (queries, expected) in cases {
+            let message = refusal(&json!({ "TopContributorsQueries": queries }));
+            assert!(message.contains(expected), "{message} lacks {expected}");
+        }
+    }
+
     #[test]
     fn every_message_is_one_line() {
         let mut document = document();
