@@ -196,6 +196,19 @@ pub struct Started {
 }
 
 impl Started {
+    /// The window the queries were started over.
+    fn window(&self) -> Option<Window> {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|at| at.with_timezone(&Utc))
+        };
+        Some(Window {
+            start: at(&self.start)?,
+            end: at(&self.end)?,
+        })
+    }
+
     /// The queries recorded for `monitor_name` and `metric` in an incident's log, newest first.
     pub fn recorded(events: &[IncidentEvent], monitor_name: &str, metric: &str) -> Option<Self> {
         events
@@ -261,50 +274,69 @@ impl Plan {
         }))
     }
 
-    /// Starts one query per category; a category whose start failed is left out with a note.
+    /// Starts a query for each category `recorded` (an earlier attempt's queries) has none
+    /// for, over `recorded`'s window when there is one; a category whose start failed is left
+    /// out with a note (a retry tries it again). Answers every query and whether any is new.
     pub async fn start(
         &self,
         flows: &dyn TopContributors,
         limit: usize,
         deadline: Instant,
+        recorded: Option<Started>,
         notes: &mut Vec<String>,
-    ) -> Started {
-        let mut queries = Vec::new();
+    ) -> (Started, bool) {
+        let mut started = recorded.unwrap_or_else(|| Started {
+            monitor_name: self.monitor_name.clone(),
+            metric: self.metric.to_owned(),
+            start: timestamp(self.window.start),
+            end: timestamp(self.window.end),
+            queries: Vec::new(),
+        });
+        let window = started.window().unwrap_or(self.window);
+        let mut added = false;
         for category in &self.categories {
+            if started
+                .queries
+                .iter()
+                .any(|query| &query.destination_category == category)
+            {
+                continue;
+            }
             let query = TopContributorsQuery {
                 monitor_name: self.monitor_name.clone(),
                 metric: self.metric.to_owned(),
                 destination_category: category.clone(),
-                start: self.window.start,
-                end: self.window.end,
+                start: window.start,
+                end: window.end,
                 limit: u32::try_from(limit).unwrap_or(u32::MAX),
             };
             match bounded(deadline, flows.start_query(&query)).await {
-                Ok(query_id) => queries.push(StartedQuery {
-                    destination_category: category.clone(),
-                    query_id,
-                }),
+                Ok(query_id) => {
+                    started.queries.push(StartedQuery {
+                        destination_category: category.clone(),
+                        query_id,
+                    });
+                    added = true;
+                }
                 Err(error) => notes.push(format!(
                     "top contributors ({category}) not started: {error}"
                 )),
             }
         }
-        Started {
-            monitor_name: self.monitor_name.clone(),
-            metric: self.metric.to_owned(),
-            start: timestamp(self.window.start),
-            end: timestamp(self.window.end),
-            queries,
-        }
+        (started, added)
     }
 }
 
-/// A call cut at `deadline`.
+/// How long a call begun at the end of the wait may still take (within the invocation's margin,
+/// [`crate::config::ENRICH_MARGIN`]).
+const CALL_GRACE: Duration = Duration::from_secs(2);
+
+/// A call cut [`CALL_GRACE`] after `deadline`.
 async fn bounded<T>(
     deadline: Instant,
     call: impl Future<Output = Result<T, FlowQueryError>>,
 ) -> Result<T, FlowQueryError> {
-    tokio::time::timeout_at(deadline, call)
+    tokio::time::timeout_at(deadline + CALL_GRACE, call)
         .await
         .unwrap_or_else(|_| {
             Err(FlowQueryError::Throttled(
@@ -362,10 +394,11 @@ pub async fn collect(
             }
         }
         pending = still;
-        if pending.is_empty() || Instant::now() + delay >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if pending.is_empty() || left.is_zero() {
             break;
         }
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(delay.min(left)).await;
         delay = (delay * 2).min(MAX_POLL);
     }
     for (query, outcome) in started.queries.iter().zip(outcomes.iter_mut()) {
@@ -549,26 +582,23 @@ pub(super) async fn evidence(
         return Ok(Some(Value::Object(section)));
     };
     let events = incident.store.events(incident.id).await?;
-    let started = match Started::recorded(&events, &plan.monitor_name, plan.metric) {
-        Some(started) => started,
-        None => {
-            let started = plan.start(flows, settings.flows, deadline, notes).await;
-            if !started.queries.is_empty() {
-                let data = serde_json::to_value(&started)
-                    .map_err(|error| StoreError::Failed(format!("started queries: {error}")))?;
-                super::record(
-                    incident.store,
-                    incident.clock,
-                    incident.id,
-                    EventType::TopContributorsStarted,
-                    &data,
-                    false,
-                )
-                .await?;
-            }
-            started
-        }
-    };
+    let recorded = Started::recorded(&events, &plan.monitor_name, plan.metric);
+    let (started, added) = plan
+        .start(flows, settings.flows, deadline, recorded, notes)
+        .await;
+    if added {
+        let data = serde_json::to_value(&started)
+            .map_err(|error| StoreError::Failed(format!("started queries: {error}")))?;
+        super::record(
+            incident.store,
+            incident.clock,
+            incident.id,
+            EventType::TopContributorsStarted,
+            &data,
+            false,
+        )
+        .await?;
+    }
     section.extend(
         collect(
             &started,
@@ -1134,7 +1164,8 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut notes = Vec::new();
-        let started = plan.start(&flows, 10, later(10), &mut notes).await;
+        let (started, added) = plan.start(&flows, 10, later(10), None, &mut notes).await;
+        assert!(added);
         assert_eq!(started.queries.len(), DEFAULT_CATEGORIES.len() - 1);
         assert_eq!(notes.len(), 1);
         assert!(
@@ -1147,6 +1178,34 @@ mod tests {
                 .iter()
                 .all(|query| query.limit == 10 && query.monitor_name == "my-monitor")
         );
+    }
+
+    #[tokio::test]
+    async fn a_retry_starts_only_what_did_not_start_over_the_recorded_window() {
+        let recorded = started(&["INTRA_AZ", "INTER_VPC", "INTER_REGION"]);
+        let flows = Flows::default();
+        let plan = plan(&event(METRIC), &NetworkSettings::default())
+            .unwrap()
+            .unwrap();
+        let mut notes = Vec::new();
+        let (again, added) = plan
+            .start(&flows, 10, later(10), Some(recorded.clone()), &mut notes)
+            .await;
+        assert!(added && notes.is_empty());
+        let asked = flows.started.lock().unwrap().clone();
+        assert_eq!(asked.len(), 1, "only the category missing from the record");
+        assert_eq!(asked[0].destination_category, "INTER_AZ");
+        assert_eq!(timestamp(asked[0].start), recorded.start);
+        assert_eq!(timestamp(asked[0].end), recorded.end);
+        assert_eq!(again.queries[..3], recorded.queries[..]);
+        assert_eq!((&again.start, &again.end), (&recorded.start, &recorded.end));
+
+        let (same, added) = plan
+            .start(&flows, 10, later(10), Some(again.clone()), &mut notes)
+            .await;
+        assert!(!added, "nothing left to start");
+        assert_eq!(same, again);
+        assert_eq!(flows.starts(), 1);
     }
 
     #[cfg(feature = "sqlite")]

@@ -13,6 +13,8 @@ mod intake_aws;
 mod lambda_api;
 #[cfg(feature = "aws")]
 mod moto;
+#[cfg(feature = "aws")]
+mod network_flow_monitor;
 mod receiver;
 mod schemas;
 #[cfg(feature = "aws")]
