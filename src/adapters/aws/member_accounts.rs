@@ -139,6 +139,10 @@ mod tests {
             .await
             .unwrap();
         assert!(!Arc::ptr_eq(&member, &organization.home));
+        assert!(
+            member.top_contributors().is_some() && home.top_contributors().is_some(),
+            "Network Flow Monitor is asked in the member's account too"
+        );
         let again = organization
             .for_account("111122223333", "eu-west-1")
             .await
