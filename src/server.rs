@@ -3,7 +3,8 @@
 //! - `POST /events`: an EventBridge alarm event. `202 {"incidentId", "status"}` once it is
 //!   durably recorded (and its workflow started), `200` with the current status for a
 //!   duplicate, `400 {"error", "incidentId"}` for input that is not a deliverable alarm event,
-//!   `413 {"error", "incidentId"}` for a body over the EventBridge limit (256 KiB). Bad input is
+//!   `413 {"error", "incidentId"}` for a body over the EventBridge limit (256 KiB), `408
+//!   {"error", "incidentId"}` for a body not all there within the body timeout. Bad input is
 //!   recorded as a REJECTED incident (with an excerpt) before the answer, so it is never lost.
 //!   `503 {"error"}` when the store is busy (retry), `500` when it failed.
 //! - `GET /incidents/{id}`: `{"incident", "events": [{"seq", "type", "at", "data"}], "history"}`,
@@ -12,32 +13,95 @@
 //!   {"incidentId", "executionArn", "status"}` (the execution's status, `RUNNING`), `404` when
 //!   unknown, `409 {"error"}` when there is nothing to redrive.
 //! - `GET /healthz`: `200 {"status": "ok"}`.
+//!
+//! With a token ([`Access::Token`], `serve --token-file`) every request but `GET /healthz`
+//! needs `Authorization: Bearer <token>` (compared in constant time); without it the answer is
+//! `401 {"error"}` with `WWW-Authenticate: Bearer`, and nothing is recorded. The token is never
+//! logged. How connections are bounded is [`connections`].
+
+mod connections;
+
+pub use connections::{DRAIN, Limits, serve};
 
 use crate::engine::EngineError;
 use crate::engine::pipeline::Pipeline;
 use crate::event::{IncidentId, MAX_EVENT_BYTES};
 use crate::intake::IntakeOutcome;
 use crate::ports::StoreError;
+use crate::secret::ApiKey;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The API's routes over `pipeline`.
+/// Who may call the API.
+#[derive(Clone)]
+pub enum Access {
+    /// Whoever reaches it (`serve` on loopback without a token, or `--insecure-no-auth`).
+    Open,
+    /// Holders of this bearer token.
+    Token(Arc<ApiKey>),
+}
+
+/// The API's routes over `pipeline`, open to all, with the default body timeout.
 pub fn router(pipeline: Pipeline) -> Router {
-    Router::new()
+    router_with(pipeline, Access::Open, Limits::default().body_timeout)
+}
+
+/// The API's routes over `pipeline`: `access` says who may call them (`/healthz` is open to
+/// all), and a body must arrive within `body_timeout`.
+pub fn router_with(pipeline: Pipeline, access: Access, body_timeout: Duration) -> Router {
+    let api = Router::new()
         .route("/events", post(post_event))
         .route("/incidents/{id}", get(get_incident))
-        .route("/incidents/{id}/redrive", post(redrive))
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .with_state(pipeline)
+        .route("/incidents/{id}/redrive", post(redrive));
+    let api = match access {
+        Access::Open => api,
+        Access::Token(token) => api.layer(axum::middleware::from_fn_with_state(token, authorize)),
+    };
+    api.route(
+        "/healthz",
+        get(|| async { Json(json!({ "status": "ok" })) }),
+    )
+    .with_state(Api {
+        pipeline,
+        body_timeout,
+    })
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Api {
+    pipeline: Pipeline,
+    body_timeout: Duration,
+}
+
+/// Lets a request with the bearer token through; answers `401` to any other.
+async fn authorize(State(token): State<Arc<ApiKey>>, request: Request, next: Next) -> Response {
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| token.authorizes(value));
+    if authorized {
+        return next.run(request).await;
+    }
+    tracing::warn!(method = %request.method(), path = request.uri().path(), "unauthorized request refused");
+    let mut response = answer(
+        StatusCode::UNAUTHORIZED,
+        json!({ "error": "unauthorized: this serve takes requests with Authorization: Bearer <the --token-file token>" }),
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// A JSON answer.
@@ -57,14 +121,30 @@ fn store_failure(error: &StoreError) -> Response {
 }
 
 /// Reads at most one byte more than the EventBridge limit: enough to know it is too large.
-/// A body that breaks off is an error, with what was read of it.
-async fn read_capped(body: Body) -> Result<(Vec<u8>, bool), (Vec<u8>, axum::Error)> {
+/// A body that breaks off, or is not all there within `timeout`, is an error, with what was
+/// read of it and the status to answer (`408` for the timeout, `400` otherwise).
+async fn read_capped(
+    body: Body,
+    timeout: Duration,
+) -> Result<(Vec<u8>, bool), (Vec<u8>, StatusCode, String)> {
     let mut body = body;
     let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => {
+                return Err((
+                    bytes,
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("timed out after {} s", timeout.as_secs_f64()),
+                ));
+            }
+        };
         let frame = match frame {
             Ok(frame) => frame,
-            Err(error) => return Err((bytes, error)),
+            Err(error) => return Err((bytes, StatusCode::BAD_REQUEST, error.to_string())),
         };
         if let Ok(data) = frame.into_data() {
             let room = MAX_EVENT_BYTES + 1 - bytes.len();
@@ -77,17 +157,18 @@ async fn read_capped(body: Body) -> Result<(Vec<u8>, bool), (Vec<u8>, axum::Erro
     Ok((bytes, false))
 }
 
-async fn post_event(State(pipeline): State<Pipeline>, body: Body) -> Response {
-    let (bytes, oversized) = match read_capped(body).await {
+async fn post_event(State(api): State<Api>, body: Body) -> Response {
+    let pipeline = api.pipeline;
+    let (bytes, oversized) = match read_capped(body, api.body_timeout).await {
         Ok(read) => read,
-        Err((partial, error)) => {
+        Err((partial, status, error)) => {
             // What arrived is recorded (as REJECTED: a cut-off event does not parse).
             let recorded = pipeline.intake.handle(&partial).await;
             let mut answer_body = json!({ "error": format!("reading the body: {error}") });
             if let Ok(outcome) = recorded {
                 answer_body["incidentId"] = json!(outcome.incident().incident_id);
             }
-            return answer(StatusCode::BAD_REQUEST, answer_body);
+            return answer(status, answer_body);
         }
     };
     match pipeline.intake.handle(&bytes).await {
@@ -111,7 +192,7 @@ async fn post_event(State(pipeline): State<Pipeline>, body: Body) -> Response {
     }
 }
 
-async fn get_incident(State(pipeline): State<Pipeline>, Path(id): Path<String>) -> Response {
+async fn get_incident(State(Api { pipeline, .. }): State<Api>, Path(id): Path<String>) -> Response {
     let id = IncidentId::from_raw(id);
     let incident = match pipeline.store.get(&id).await {
         Ok(Some(incident)) => incident,
@@ -135,7 +216,7 @@ async fn get_incident(State(pipeline): State<Pipeline>, Path(id): Path<String>) 
     )
 }
 
-async fn redrive(State(pipeline): State<Pipeline>, Path(id): Path<String>) -> Response {
+async fn redrive(State(Api { pipeline, .. }): State<Api>, Path(id): Path<String>) -> Response {
     let id = IncidentId::from_raw(id);
     let incident = match pipeline.store.get(&id).await {
         Ok(Some(incident)) => incident,

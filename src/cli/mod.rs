@@ -333,6 +333,24 @@ fn read_secret_file(path: &Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|error| CliError::input(path.display(), error))
 }
 
+/// The API token in `path` (`serve --token-file`, `send --token-file`): the file's content
+/// without surrounding whitespace, printable ASCII without spaces (what a header carries),
+/// not empty. Errors name the file, never its content.
+fn read_token(path: &Path) -> Result<String, CliError> {
+    let text = read_secret_file(path)?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(CliError::Input(format!("{}: the token file is empty", path.display())));
+    }
+    if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(CliError::Input(format!(
+            "{}: a token is printable ASCII without spaces",
+            path.display()
+        )));
+    }
+    Ok(token.to_owned())
+}
+
 fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
     stdout

@@ -13,16 +13,23 @@ pub(super) struct SendArgs {
     /// The EventBridge event JSON; standard input when absent.
     #[arg(long, value_name = "F")]
     event: Option<PathBuf>,
+    /// File holding `serve`'s API token (its --token-file), sent as `Authorization: Bearer`.
+    #[arg(long, value_name = "F")]
+    token_file: Option<PathBuf>,
 }
 
 pub(super) async fn run(args: SendArgs) -> Result<(), CliError> {
     let url = url::Url::parse(&args.to).map_err(|error| CliError::input("--to", error))?;
     // One byte past the limit is enough for the server to answer 413.
     let body = read_input(args.event.as_deref(), MAX_EVENT_BYTES + 1)?;
-    let response = reqwest::Client::new()
+    let mut request = reqwest::Client::new()
         .post(url.clone())
         .header("content-type", "application/json")
-        .body(body)
+        .body(body);
+    if let Some(path) = &args.token_file {
+        request = request.bearer_auth(super::read_token(path)?);
+    }
+    let response = request
         .send()
         .await
         .map_err(|error| CliError::input(format!("POST {url}"), error))?;

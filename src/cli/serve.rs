@@ -5,8 +5,11 @@ use super::CliError;
 use crate::config::CorrelationConfig;
 use crate::delivery::DeliveryMode;
 use crate::engine::pipeline::{Pipeline, PipelineConfig, SWEEP_LIMIT};
+use crate::secret::ApiKey;
+use crate::server::{Access, Limits};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often, and after how long, incidents recorded but not started are started again.
@@ -25,6 +28,14 @@ pub(super) struct ServeArgs {
     /// Permit an http:// WEBHOOK_URL on loopback (a local receiver).
     #[arg(long)]
     allow_http_loopback: bool,
+    /// File holding the API token: every request but GET /healthz must then carry
+    /// `Authorization: Bearer <token>`. Required to listen on a non-loopback address.
+    #[arg(long, value_name = "F", conflicts_with = "insecure_no_auth")]
+    token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token: anyone who reaches the port may post
+    /// events and redrive incidents.
+    #[arg(long)]
+    insecure_no_auth: bool,
     #[command(flatten)]
     correlation: super::CorrelationArgs,
     #[command(flatten)]
@@ -32,6 +43,7 @@ pub(super) struct ServeArgs {
 }
 
 pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let access = access(&args)?;
     let pipeline = args.routing.open(config(
         args.db,
         args.secret.path,
@@ -49,16 +61,36 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
     let address = listener
         .local_addr()
         .map_err(|error| CliError::input("--listen", error))?;
+    if matches!(access, Access::Open) && !address.ip().is_loopback() {
+        eprintln!(
+            "warning: --insecure-no-auth: anyone who reaches {address} may post events and redrive incidents"
+        );
+    }
     println!(
         "serving on http://{address} (resumed {resumed} execution(s), started {} recorded incident(s))",
         swept.started
     );
     let sweeper = tokio::spawn(sweep_forever(pipeline.clone()));
-    let served = axum::serve(listener, crate::server::router(pipeline))
-        .with_graceful_shutdown(super::receiver::shutdown_signal())
-        .await;
+    let limits = Limits::default();
+    let router = crate::server::router_with(pipeline, access, limits.body_timeout);
+    crate::server::serve(listener, router, limits, super::receiver::shutdown_signal()).await;
     sweeper.abort();
-    served.map_err(|error| CliError::input("serving", error))
+    Ok(())
+}
+
+/// Who may call this serve: the holders of `--token-file`'s token; else anyone, on loopback or
+/// with `--insecure-no-auth` (refused otherwise, before anything is opened).
+fn access(args: &ServeArgs) -> Result<Access, CliError> {
+    if let Some(path) = &args.token_file {
+        return Ok(Access::Token(Arc::new(ApiKey::new(super::read_token(path)?))));
+    }
+    if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+        return Err(CliError::Input(format!(
+            "--listen {}: not a loopback address, and no --token-file: anyone who reaches the port could post events and redrive incidents (give --token-file F, or --insecure-no-auth to accept that)",
+            args.listen
+        )));
+    }
+    Ok(Access::Open)
 }
 
 /// The pipeline's settings over `db` and `secret_file` (the default destination only).

@@ -22,6 +22,7 @@ mod secrets_manager;
 mod seed_compat;
 mod serve;
 mod serve_process;
+mod serve_security;
 mod store_contract;
 #[cfg(feature = "aws")]
 mod store_dynamodb;
