@@ -11,6 +11,7 @@ mod intake;
 mod intake_aws;
 #[cfg(feature = "aws")]
 mod lambda_api;
+mod leaks;
 #[cfg(feature = "aws")]
 mod moto;
 #[cfg(feature = "aws")]
