@@ -187,6 +187,106 @@ async fn every_acknowledged_event_is_delivered_across_a_kill_9() {
     }
 }
 
+/// Sends SIGSTOP or SIGCONT to `child`.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_the_files_taken_mid_run_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = ["delay=200"; 16].join(",");
+    let receiver = receiver(dir.path(), &faults).await;
+    let secret = secret_file(dir.path(), &receiver, SECRET);
+    let db = dir.path().join("relay.db");
+    let client = reqwest::Client::new();
+
+    let serve = Serve::start(&db, &secret);
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stream = tokio::spawn({
+        let (client, url, acknowledged) = (client.clone(), serve.url.clone(), acknowledged.clone());
+        async move {
+            for n in 0..30 {
+                let Ok(response) = client
+                    .post(format!("{url}/events"))
+                    .body(event_for(&format!("NFM-Copy-{n}")))
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                let Ok(answer) = response.json::<Value>().await else {
+                    return;
+                };
+                let id = answer["incidentId"].as_str().unwrap().to_owned();
+                acknowledged.lock().unwrap().push(id);
+            }
+        }
+    });
+    while acknowledged.lock().unwrap().len() < 10 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Frozen, the process's files are what a crash at this instant would leave: every write it
+    // made is in them (the page cache), nothing after. Copy the database and its WAL as they are.
+    signal(&serve.child, "-STOP");
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    let mut copied = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "relay.db" || name == "relay.db-wal" {
+            std::fs::copy(&path, copy.join(&name)).unwrap();
+            copied.push(name);
+        }
+    }
+    // Answers already sent were committed first; none can be sent while frozen.
+    let ids = acknowledged.lock().unwrap().clone();
+    signal(&serve.child, "-CONT");
+    copied.sort();
+    assert_eq!(copied, ["relay.db", "relay.db-wal"], "WAL mode: both files");
+    serve.kill();
+    stream.await.unwrap();
+
+    let restarted = Serve::start(&copy.join("relay.db"), &secret);
+    assert!(
+        !restarted
+            .banner
+            .contains("resumed 0 execution(s), started 0"),
+        "the copy held work in flight, which the restart picked up: {}",
+        restarted.banner
+    );
+    let started = Instant::now();
+    for id in &ids {
+        while incident_status(&client, &restarted.url, id)
+            .await
+            .as_deref()
+            != Some("DELIVERED")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{id}, acknowledged before the copy, not delivered from it"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    drop(restarted);
+    receiver.stop().await;
+    let accepted = accepted(dir.path());
+    for id in &ids {
+        assert!(
+            accepted
+                .iter()
+                .any(|line| line["incidentId"] == id.as_str()),
+            "{id} reached the receiver"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_posts_an_event_and_redrive_delivers_a_fixed_failure() {
     let dir = tempfile::tempdir().unwrap();
