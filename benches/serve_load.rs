@@ -1,0 +1,265 @@
+//! `serve` under load, end to end, against the machine's own ceiling measured in the same run.
+//!
+//! 1. **Ceiling**: the same clients POST signed webhook bodies straight to the same receiver
+//!    (`alarm-relay receiver`'s code, in process): what this box does with HTTP + signature
+//!    checks alone.
+//! 2. **Pipeline**: ALARM events POSTed to `serve`'s API (the same router, connection loop and
+//!    SQLite durability as `alarm-relay serve`), a share of them copies of earlier ones, as
+//!    EventBridge may send; timed from the first POST until every incident is DELIVERED, and checked:
+//!    every unique event answered 202 once and every copy 200, each delivered exactly once with
+//!    a valid signature, none lost.
+//!
+//! `cargo bench --bench serve_load -- [--events N] [--senders C] [--duplicates SHARE]`
+//! (defaults 2000 events, 8 senders, no copies; `--duplicates 0.3` makes 30% of the N events
+//! copies); `--smoke` runs 100 events (what CI runs: no timing is asserted, the delivery checks
+//! are).
+//! Figures: events/s of both and their ratio, the store's bytes per incident.
+
+use alarm_relay::config::CorrelationConfig;
+use alarm_relay::delivery::DeliveryMode;
+use alarm_relay::engine::pipeline::{Pipeline, PipelineConfig};
+use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
+use alarm_relay::server::{Access, Limits, router_with, serve};
+use alarm_relay::signing::{self, WebhookSecret};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "load-secret";
+const EVENT: &str = include_str!("../tests/fixtures/metric-alarm.json");
+
+struct Options {
+    events: usize,
+    senders: usize,
+    duplicates: f64,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        events: 2000,
+        senders: 8,
+        duplicates: 0.0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--events" => options.events = value().parse().expect("--events N"),
+            "--senders" => options.senders = value().parse().expect("--senders C"),
+            "--duplicates" => options.duplicates = value().parse().expect("--duplicates SHARE"),
+            "--smoke" => options.events = 100,
+            // What `cargo bench` passes to every bench binary.
+            "--bench" => {}
+            other => panic!("unknown option {other}"),
+        }
+    }
+    options
+}
+
+/// Event `n`: its own alarm and monitor (no two correlate).
+fn event(n: usize) -> String {
+    let mut event: Value = serde_json::from_str(EVENT).unwrap();
+    let alarm = format!("Load-{n}");
+    event["detail"]["alarmName"] = json!(alarm);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"
+    )]);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["MonitorId"] =
+        json!(format!("monitor-{n}"));
+    event.to_string()
+}
+
+/// Sends `bodies` from `senders` keep-alive clients to `url` (`sign`ed or not), each body once,
+/// in order of the shared counter; answers each status, by index, and the wall time.
+async fn blast(
+    url: &str,
+    bodies: Arc<Vec<String>>,
+    senders: usize,
+    sign: bool,
+) -> (Vec<u16>, Duration) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (url, bodies, next) = (url.to_owned(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let secret = WebhookSecret::new(SECRET);
+            let mut answers = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(index) else {
+                    return answers;
+                };
+                let mut request = client.post(&url).body(body.clone());
+                if sign {
+                    let timestamp = signing::event_timestamp(chrono::Utc::now());
+                    let signature = signing::sign(&secret, &timestamp, body.as_bytes());
+                    request = request
+                        .header("x-amzn-event-timestamp", timestamp)
+                        .header("x-amzn-event-signature", signature.expose());
+                }
+                let status = request.send().await.expect("answered").status().as_u16();
+                answers.push((index, status));
+            }
+        }));
+    }
+    let mut statuses = vec![0; bodies.len()];
+    for task in tasks {
+        for (index, status) in task.await.unwrap() {
+            statuses[index] = status;
+        }
+    }
+    (statuses, started.elapsed())
+}
+
+fn rate(count: usize, took: Duration) -> f64 {
+    count as f64 / took.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let options = options();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ReceiverConfig {
+            secret: WebhookSecret::new(SECRET),
+            api_key: None,
+            record_path: dir.path().join("received.jsonl"),
+            faults: FaultPlan::parse("").unwrap(),
+            tolerance: Duration::from_secs(300),
+        },
+    )
+    .await
+    .unwrap();
+    let copies = (options.events as f64 * options.duplicates).round() as usize;
+    let distinct = options.events - copies.min(options.events);
+    let unique: Vec<String> = (0..distinct).map(event).collect();
+
+    // 1. The ceiling: signed bodies straight to the receiver.
+    let (ceiling_answers, ceiling_took) = blast(
+        &receiver.url(),
+        Arc::new(unique.clone()),
+        options.senders,
+        true,
+    )
+    .await;
+    assert!(ceiling_answers.iter().all(|status| *status == 202));
+    std::fs::write(dir.path().join("received.jsonl"), "").unwrap();
+
+    // 2. The pipeline.
+    let secret_file = dir.path().join("secret.json");
+    let document = json!({ "WEBHOOK_URL": receiver.url(), "WEBHOOK_SECRET": SECRET });
+    std::fs::write(&secret_file, document.to_string()).unwrap();
+    let db = dir.path().join("relay.db");
+    let pipeline = Pipeline::open(&PipelineConfig {
+        db: db.clone(),
+        secret_file,
+        allow_http_loopback: true,
+        correlation: CorrelationConfig::default(),
+        delivery_mode: DeliveryMode::Live,
+        destinations: Default::default(),
+        routing: Default::default(),
+        network: Default::default(),
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let events_url = format!("http://{}/events", listener.local_addr().unwrap());
+    let limits = Limits::default();
+    let router = router_with(pipeline.clone(), Access::Open, limits.body_timeout);
+    tokio::spawn(serve(listener, router, limits, std::future::pending()));
+
+    // Copies after every original, spread over them: each copy is answered 200 (a duplicate),
+    // or its original is, when both race.
+    let mut bodies = unique.clone();
+    bodies.extend((0..copies).map(|n| unique[n * 7919 % distinct.max(1)].clone()));
+    let started = Instant::now();
+    let (answers, posted) = blast(
+        &events_url,
+        Arc::new(bodies.clone()),
+        options.senders,
+        false,
+    )
+    .await;
+    pipeline.engine.wait_idle().await;
+    let took = started.elapsed();
+
+    let mut counts: HashMap<u16, usize> = HashMap::new();
+    for status in &answers {
+        *counts.entry(*status).or_default() += 1;
+    }
+    let record = std::fs::read_to_string(dir.path().join("received.jsonl")).unwrap();
+    let mut delivered: HashMap<String, usize> = HashMap::new();
+    for line in record.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["signatureValid"], true);
+        if line["outcome"] == "accepted" {
+            *delivered
+                .entry(line["incidentId"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    let once = delivered.values().filter(|count| **count == 1).count();
+    let size: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("relay.db"))
+        .map(|entry| entry.metadata().unwrap().len())
+        .sum();
+
+    println!(
+        "serve_load: {} events ({distinct} unique, {copies} copies) from {} senders",
+        bodies.len(),
+        options.senders
+    );
+    println!(
+        "  answers: 202 x {}, 200 x {}, other x {}",
+        counts.get(&202).copied().unwrap_or(0),
+        counts.get(&200).copied().unwrap_or(0),
+        answers.len()
+            - counts.get(&202).copied().unwrap_or(0)
+            - counts.get(&200).copied().unwrap_or(0)
+    );
+    println!(
+        "  delivered exactly once: {once} of {distinct} (lost: {}, more than once: {})",
+        distinct - delivered.len(),
+        delivered.len() - once
+    );
+    let ceiling = rate(distinct, ceiling_took);
+    let pipeline_rate = rate(distinct, took);
+    println!(
+        "  ceiling (signed POSTs straight to the receiver): {ceiling:.0}/s in {:.2} s",
+        ceiling_took.as_secs_f64()
+    );
+    println!(
+        "  pipeline (POST /events -> durable record -> workflow -> signed POST -> DELIVERED): {pipeline_rate:.0}/s in {:.2} s (intake answered all in {:.2} s)",
+        took.as_secs_f64(),
+        posted.as_secs_f64()
+    );
+    println!("  ratio pipeline/ceiling: {:.3}", pipeline_rate / ceiling);
+    println!(
+        "  store: {:.1} KB per incident ({} bytes, db + WAL)",
+        size as f64 / 1024.0 / distinct.max(1) as f64,
+        size
+    );
+    assert_eq!(
+        counts.get(&202).copied().unwrap_or(0),
+        distinct,
+        "one 202 per event"
+    );
+    assert_eq!(
+        counts.get(&200).copied().unwrap_or(0),
+        copies,
+        "one 200 per copy"
+    );
+    assert_eq!(once, distinct, "each delivered exactly once");
+}
