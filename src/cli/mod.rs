@@ -340,7 +340,10 @@ fn read_token(path: &Path) -> Result<String, CliError> {
     let text = read_secret_file(path)?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(CliError::Input(format!("{}: the token file is empty", path.display())));
+        return Err(CliError::Input(format!(
+            "{}: the token file is empty",
+            path.display()
+        )));
     }
     if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
         return Err(CliError::Input(format!(

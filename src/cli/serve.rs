@@ -82,7 +82,9 @@ pub(super) async fn run(args: ServeArgs) -> Result<(), CliError> {
 /// with `--insecure-no-auth` (refused otherwise, before anything is opened).
 fn access(args: &ServeArgs) -> Result<Access, CliError> {
     if let Some(path) = &args.token_file {
-        return Ok(Access::Token(Arc::new(ApiKey::new(super::read_token(path)?))));
+        return Ok(Access::Token(Arc::new(ApiKey::new(super::read_token(
+            path,
+        )?))));
     }
     if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
         return Err(CliError::Input(format!(

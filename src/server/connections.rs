@@ -109,9 +109,11 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop.send(true);
-    if tokio::time::timeout(DRAIN, async { while connections.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    if tokio::time::timeout(DRAIN, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         tracing::warn!(
             open = connections.len(),
