@@ -6,6 +6,8 @@ mod engine;
 #[cfg(feature = "aws")]
 mod enrich;
 mod episodes;
+#[cfg(feature = "aws")]
+mod faults;
 mod intake;
 #[cfg(feature = "aws")]
 mod intake_aws;

@@ -2,7 +2,7 @@
 //! `alarm_relay::enrich::handle_in`.
 
 use alarm_relay::adapters::SystemClock;
-use alarm_relay::adapters::aws::{MemberAccounts, incident_store};
+use alarm_relay::adapters::aws::{MemberAccounts, incident_store, sdk};
 use alarm_relay::config::{ENRICH_MARGIN, EnricherConfig};
 use alarm_relay::enrich;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = EnricherConfig::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = sdk::load().await;
     let source = MemberAccounts::new(
         &aws,
         config.relay_account_id.clone(),

@@ -1,7 +1,7 @@
 //! The intake Lambda: EventBridge alarm events in, durable incident records out, workflow
 //! started. Wiring only; the logic is `alarm_relay::intake::Intake`.
 
-use alarm_relay::adapters::aws::dispatcher;
+use alarm_relay::adapters::aws::{dispatcher, sdk};
 use alarm_relay::config::{CorrelationConfig, IntakeConfig};
 use alarm_relay::intake::Intake;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -11,7 +11,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = IntakeConfig::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = sdk::load().await;
     let correlation = CorrelationConfig::from_env()?;
     let intake = Intake::new(dispatcher(&config, &aws), config.ttl)
         .starting_recoveries(correlation.enabled());

@@ -3,7 +3,7 @@
 //! `alarm_relay::recorder::invoke`.
 
 use alarm_relay::adapters::SystemClock;
-use alarm_relay::adapters::aws::incident_store;
+use alarm_relay::adapters::aws::{incident_store, sdk};
 use alarm_relay::config::{CorrelationConfig, RecorderConfig};
 use alarm_relay::recorder;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = RecorderConfig::from_env()?;
     let correlation = CorrelationConfig::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = sdk::load().await;
     let store = incident_store(&aws, &config.table_name);
     let (store, correlation) = (&store, &correlation);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

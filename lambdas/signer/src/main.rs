@@ -2,7 +2,7 @@
 //! `alarm_relay::signer::handle`.
 
 use alarm_relay::adapters::SystemClock;
-use alarm_relay::adapters::aws::{incident_store, signer_deliverer};
+use alarm_relay::adapters::aws::{incident_store, sdk, signer_deliverer};
 use alarm_relay::config::{RoutingConfig, SignerConfig};
 use alarm_relay::signer;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = SignerConfig::from_env()?;
     let routing = RoutingConfig::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = sdk::load().await;
     let deliverer = signer_deliverer(&config, &aws)?;
     let store = incident_store(&aws, &config.table_name);
     let (deliverer, routing, store) = (&deliverer, &routing, &store);

@@ -1,7 +1,7 @@
 //! The outbox sweeper Lambda, on a schedule: starts incidents recorded but never started.
 //! Wiring only; the logic is `alarm_relay::outbox::Dispatcher::sweep`.
 
-use alarm_relay::adapters::aws::dispatcher;
+use alarm_relay::adapters::aws::{dispatcher, sdk};
 use alarm_relay::config::IntakeConfig;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -10,7 +10,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = IntakeConfig::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = sdk::load().await;
     let dispatcher = dispatcher(&config, &aws);
     let (dispatcher, config) = (&dispatcher, &config);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {

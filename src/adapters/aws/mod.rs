@@ -4,6 +4,7 @@ mod cloudwatch;
 mod dynamodb_store;
 mod member_accounts;
 mod network_flow_monitor;
+pub mod sdk;
 mod secrets_manager;
 mod step_functions;
 
