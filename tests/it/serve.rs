@@ -108,6 +108,43 @@ fn accepted(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// POSTs `count` events (alarms `<prefix>-<n>`) to `url`, `pause` apart, until one is not
+/// answered; the ids answered so far (acknowledged) are shared as they come.
+fn stream(
+    client: &reqwest::Client,
+    url: &str,
+    prefix: &str,
+    count: usize,
+    pause: Duration,
+) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let (client, url, prefix, shared) = (
+        client.clone(),
+        url.to_owned(),
+        prefix.to_owned(),
+        acknowledged.clone(),
+    );
+    let task = tokio::spawn(async move {
+        for n in 0..count {
+            let Ok(response) = client
+                .post(format!("{url}/events"))
+                .body(event_for(&format!("{prefix}-{n}")))
+                .send()
+                .await
+            else {
+                return;
+            };
+            let Ok(answer) = response.json::<Value>().await else {
+                return;
+            };
+            let id = answer["incidentId"].as_str().unwrap().to_owned();
+            shared.lock().unwrap().push(id);
+            tokio::time::sleep(pause).await;
+        }
+    });
+    (task, acknowledged)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_is_delivered_across_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,28 +158,13 @@ async fn every_acknowledged_event_is_delivered_across_a_kill_9() {
     let serve = Serve::start(&db, &secret);
     // A stream of events; the process is killed while it still flows. What was answered 202
     // must be delivered; what was not answered was never acknowledged.
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let stream = tokio::spawn({
-        let (client, url, acknowledged) = (client.clone(), serve.url.clone(), acknowledged.clone());
-        async move {
-            for n in 0..40 {
-                let Ok(response) = client
-                    .post(format!("{url}/events"))
-                    .body(event_for(&format!("NFM-Kill-{n}")))
-                    .send()
-                    .await
-                else {
-                    return;
-                };
-                let Ok(answer) = response.json::<Value>().await else {
-                    return;
-                };
-                let id = answer["incidentId"].as_str().unwrap().to_owned();
-                acknowledged.lock().unwrap().push(id);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    });
+    let (stream, acknowledged) = stream(
+        &client,
+        &serve.url,
+        "NFM-Kill",
+        40,
+        Duration::from_millis(20),
+    );
     while acknowledged.lock().unwrap().len() < 8 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -206,27 +228,7 @@ async fn a_copy_of_the_files_taken_mid_run_loses_nothing_acknowledged() {
     let client = reqwest::Client::new();
 
     let serve = Serve::start(&db, &secret);
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let stream = tokio::spawn({
-        let (client, url, acknowledged) = (client.clone(), serve.url.clone(), acknowledged.clone());
-        async move {
-            for n in 0..30 {
-                let Ok(response) = client
-                    .post(format!("{url}/events"))
-                    .body(event_for(&format!("NFM-Copy-{n}")))
-                    .send()
-                    .await
-                else {
-                    return;
-                };
-                let Ok(answer) = response.json::<Value>().await else {
-                    return;
-                };
-                let id = answer["incidentId"].as_str().unwrap().to_owned();
-                acknowledged.lock().unwrap().push(id);
-            }
-        }
-    });
+    let (stream, acknowledged) = stream(&client, &serve.url, "NFM-Copy", 30, Duration::ZERO);
     while acknowledged.lock().unwrap().len() < 10 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -7,7 +7,7 @@
 //! `aws-sdk-cloudwatch` is pinned to 1.99.0, the last release speaking the awsQuery protocol
 //! (later ones speak Smithy RPC v2 CBOR, which moto cannot answer).
 
-use super::NetworkFlowMonitor;
+use super::{NetworkFlowMonitor, sdk_error};
 use crate::event::StateValue;
 use crate::incident::timestamp;
 use crate::ports::{
@@ -31,8 +31,6 @@ const QUERY_ID: &str = "m1";
 const NAMES_PER_CALL: usize = 100;
 /// GetMetricData pages read at most (enrichment asks for a few dozen datapoints).
 const MAX_PAGES: usize = 5;
-/// How much of AWS's error message an error keeps.
-const MESSAGE_LIMIT: usize = 200;
 /// Error codes that mean "slow down" or "try again later".
 const RETRYABLE_CODES: [&str; 12] = [
     "Throttling",
@@ -305,24 +303,8 @@ fn to_chrono(at: &AwsDateTime) -> Option<DateTime<Utc>> {
 /// start of AWS's message.
 fn classify<E: ProvideErrorMetadata>(operation: &str, error: &SdkError<E>) -> EnrichError {
     let code = error.code();
-    let status = error
-        .raw_response()
-        .map(|response| response.status().as_u16());
-    let detail = match (code, error.message()) {
-        (Some(code), Some(message)) => {
-            let message: String = message.chars().take(MESSAGE_LIMIT).collect();
-            format!("{code}: {message}")
-        }
-        (Some(code), None) => code.to_owned(),
-        (None, _) => match error {
-            SdkError::TimeoutError(_) => "timed out".to_owned(),
-            SdkError::DispatchFailure(_) => "no connection".to_owned(),
-            SdkError::ResponseError(_) => "unreadable response".to_owned(),
-            SdkError::ConstructionFailure(_) => "request not built".to_owned(),
-            _ => status.map_or_else(|| "unknown error".to_owned(), |s| format!("HTTP {s}")),
-        },
-    };
-    let message = format!("{operation}: {detail}");
+    let status = sdk_error::status(error);
+    let message = format!("{operation}: {}", sdk_error::describe(error));
     let retryable = match error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true

@@ -5,6 +5,7 @@ mod dynamodb_store;
 mod member_accounts;
 mod network_flow_monitor;
 pub mod sdk;
+mod sdk_error;
 mod secrets_manager;
 mod step_functions;
 

@@ -5,6 +5,7 @@
 //! [`FlowQueryError::Throttled`], a missing monitor or query [`FlowQueryError::NotFound`],
 //! anything else [`FlowQueryError::Failed`].
 
+use super::sdk_error;
 use crate::ports::{
     ContributorsPage, FlowContributor, FlowQueryError, KubernetesMetadata, QueryStatus,
     TopContributors, TopContributorsQuery, TraversedComponent,
@@ -17,8 +18,6 @@ use aws_sdk_networkflowmonitor::types::{
     DestinationCategory, MonitorMetric, MonitorTopContributorsRow,
 };
 
-/// How much of AWS's error message an error keeps.
-const MESSAGE_LIMIT: usize = 200;
 /// Error codes that mean "slow down" or "try again later".
 const RETRYABLE_CODES: [&str; 3] = [
     "ThrottlingException",
@@ -174,24 +173,8 @@ fn flow(row: &MonitorTopContributorsRow) -> FlowContributor {
 /// An SDK failure as the enrichment reports it: the operation, the error code and a bounded
 /// message, never a request or response body.
 fn classify<E: ProvideErrorMetadata>(operation: &str, error: &SdkError<E>) -> FlowQueryError {
-    let status = error
-        .raw_response()
-        .map(|response| response.status().as_u16());
-    let detail = match (error.code(), error.message()) {
-        (Some(code), Some(message)) => {
-            let message: String = message.chars().take(MESSAGE_LIMIT).collect();
-            format!("{code}: {message}")
-        }
-        (Some(code), None) => code.to_owned(),
-        (None, _) => match error {
-            SdkError::TimeoutError(_) => "timed out".to_owned(),
-            SdkError::DispatchFailure(_) => "no connection".to_owned(),
-            SdkError::ResponseError(_) => "unreadable response".to_owned(),
-            SdkError::ConstructionFailure(_) => "request not built".to_owned(),
-            _ => format!("HTTP {}", status.unwrap_or_default()),
-        },
-    };
-    let detail = format!("{operation}: {detail}");
+    let status = sdk_error::status(error);
+    let detail = format!("{operation}: {}", sdk_error::describe(error));
     let code = error.code().unwrap_or_default();
     if code == NOT_FOUND_CODE {
         FlowQueryError::NotFound(detail)
