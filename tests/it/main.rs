@@ -14,6 +14,8 @@ mod intake_aws;
 #[cfg(feature = "aws")]
 mod lambda_api;
 mod leaks;
+#[cfg(feature = "sqlite")]
+mod malformed;
 #[cfg(feature = "aws")]
 mod moto;
 #[cfg(feature = "aws")]
