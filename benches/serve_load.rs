@@ -86,7 +86,7 @@ async fn blast(
     for _ in 0..senders {
         let (url, bodies, next) = (url.to_owned(), bodies.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
+            let client = alarm_relay::adapters::http_client_builder()
                 .pool_max_idle_per_host(1)
                 .build()
                 .unwrap();

@@ -11,7 +11,9 @@ mod sqlite_store;
 mod system_clock;
 
 pub use offline_alarms::OfflineAlarmSource;
-pub use reqwest_transport::{HttpTransportConfig, ReqwestTransport};
+pub use reqwest_transport::{
+    HttpTransportConfig, ReqwestTransport, http_client, http_client_builder,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite_store::SqliteStore;
 pub use system_clock::SystemClock;

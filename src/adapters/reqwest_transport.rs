@@ -34,6 +34,20 @@ impl Default for HttpTransportConfig {
     }
 }
 
+/// A reqwest client builder on the crate's one TLS stack: rustls with the ring crypto provider
+/// (the AWS SDK clients use the same, `adapters::aws::sdk`). reqwest is built without a
+/// provider of its own, so the first call installs ring as the process default.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    // Err means a provider is installed already: ours, from an earlier call.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// A default client of [`http_client_builder`] (the CLI's own requests, the tests').
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    http_client_builder().build()
+}
+
 /// [`WebhookTransport`] over one shared reqwest client.
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
@@ -43,7 +57,7 @@ pub struct ReqwestTransport {
 
 impl ReqwestTransport {
     pub fn new(config: HttpTransportConfig) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
+        let client = http_client_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -60,7 +60,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one entry per `user_version`. Never remove a migration entry from the list, and
 /// never change one that has shipped: append a new one.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the incident table, its three indexes and the event log.
     "CREATE TABLE incidents (
         incident_id TEXT NOT NULL PRIMARY KEY,
@@ -102,6 +102,20 @@ const MIGRATIONS: &[&str] = &[
         version   INTEGER NOT NULL,
         episode   TEXT NOT NULL
     );",
+    // 4: executions keep their history apart (see adapters::local::executions): one row per
+    // event while they run, appended; compacted into `history` when they end. The rows of
+    // the executions stored before move out of their documents.
+    "CREATE TABLE execution_events (
+        execution_arn TEXT NOT NULL,
+        id            INTEGER NOT NULL,
+        event         TEXT NOT NULL,
+        PRIMARY KEY (execution_arn, id)
+    );
+    ALTER TABLE executions ADD COLUMN history BLOB;
+    INSERT INTO execution_events (execution_arn, id, event)
+        SELECT e.execution_arn, h.key + 1, h.value
+        FROM executions AS e, json_each(e.execution, '$.history') AS h;
+    UPDATE executions SET execution = json_remove(execution, '$.history');",
 ];
 
 const INSERT_INCIDENT: &str = "INSERT INTO incidents

@@ -182,7 +182,7 @@ async fn open(
 
 #[cfg(feature = "aws")]
 async fn open_table(table: String) -> Result<Arc<dyn IncidentStore>, CliError> {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = crate::adapters::aws::sdk::load().await;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     Ok(Arc::new(crate::adapters::aws::DynamoDbStore::new(
         client, table,

@@ -194,7 +194,8 @@ pub(super) async fn run(args: DemoArgs) -> Result<(), CliError> {
         correlation.resolve_quiet.as_secs()
     );
 
-    let client = reqwest::Client::new();
+    let client = crate::adapters::http_client()
+        .map_err(|error| CliError::Failed(format!("HTTP client unavailable: {error}")))?;
     let events_url = format!("http://{intake}/events");
     let mut incidents: Vec<String> = Vec::new();
     let started = Instant::now();

@@ -22,7 +22,9 @@ pub(super) async fn run(args: SendArgs) -> Result<(), CliError> {
     let url = url::Url::parse(&args.to).map_err(|error| CliError::input("--to", error))?;
     // One byte past the limit is enough for the server to answer 413.
     let body = read_input(args.event.as_deref(), MAX_EVENT_BYTES + 1)?;
-    let mut request = reqwest::Client::new()
+    let client = crate::adapters::http_client()
+        .map_err(|error| CliError::Failed(format!("HTTP client unavailable: {error}")))?;
+    let mut request = client
         .post(url.clone())
         .header("content-type", "application/json")
         .body(body);

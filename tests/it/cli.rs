@@ -294,7 +294,7 @@ fn receiver_answers_like_devops_agent_and_records_each_request() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let statuses = runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = alarm_relay::adapters::http_client().unwrap();
         let post = |body: Vec<u8>, timestamp: Option<String>, signature: Option<String>| {
             let mut request = client.post(&url).body(body);
             if let Some(timestamp) = timestamp {

@@ -71,7 +71,7 @@ impl Local {
             dir,
             pipeline,
             url,
-            client: reqwest::Client::new(),
+            client: alarm_relay::adapters::http_client().unwrap(),
         }
     }
 

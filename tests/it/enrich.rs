@@ -10,7 +10,7 @@
 
 use crate::moto::Moto;
 use alarm_relay::adapters::SystemClock;
-use alarm_relay::adapters::aws::CloudWatchAlarmSource;
+use alarm_relay::adapters::aws::{CloudWatchAlarmSource, sdk};
 use alarm_relay::enrich::network::NetworkSettings;
 use alarm_relay::enrich::{self, handle};
 use alarm_relay::event::AlarmEvent;
@@ -36,6 +36,7 @@ const MONITOR: &str = "arn:aws:networkflowmonitor:us-east-1:123456789012:monitor
 pub(crate) fn client(endpoint: &str) -> Client {
     let config = aws_sdk_cloudwatch::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(sdk::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

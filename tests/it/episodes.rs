@@ -40,7 +40,7 @@ impl Serve {
         Self {
             child,
             url,
-            client: reqwest::Client::new(),
+            client: alarm_relay::adapters::http_client().unwrap(),
         }
     }
 

@@ -624,6 +624,7 @@ async fn lambda_config(endpoint: &str) -> SdkConfig {
 /// `sdk::load`, pointed at `endpoint`.
 async fn sdk_defaults(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "faults"))

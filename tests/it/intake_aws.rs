@@ -4,7 +4,7 @@
 
 use crate::moto::Moto;
 use alarm_relay::adapters::SystemClock;
-use alarm_relay::adapters::aws::{DynamoDbStore, StepFunctionsStarter};
+use alarm_relay::adapters::aws::{DynamoDbStore, StepFunctionsStarter, sdk};
 use alarm_relay::incident::{EventType, IncidentStatus};
 use alarm_relay::intake::{Intake, IntakeOutcome};
 use alarm_relay::outbox::Dispatcher;
@@ -18,6 +18,7 @@ const DEFINITION: &str =
 
 async fn clients(endpoint: &str) -> (aws_sdk_dynamodb::Client, aws_sdk_sfn::Client) {
     let shared = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

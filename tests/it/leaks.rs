@@ -151,7 +151,7 @@ async fn no_secret_signature_key_or_token_is_written_anywhere() {
         .unwrap()
         .to_owned();
 
-    let client = reqwest::Client::new();
+    let client = alarm_relay::adapters::http_client().unwrap();
     let mut ids = Vec::new();
     for (alarm, account) in [
         ("Leak-Hmac", "123456789012"),

@@ -15,7 +15,7 @@
 
 use crate::enrich::{client as cloudwatch_client, put_nfm_alarm};
 use crate::moto::Moto;
-use alarm_relay::adapters::aws::{CloudWatchAlarmSource, NetworkFlowMonitor};
+use alarm_relay::adapters::aws::{CloudWatchAlarmSource, NetworkFlowMonitor, sdk};
 use alarm_relay::adapters::{SqliteStore, SystemClock};
 use alarm_relay::enrich;
 use alarm_relay::enrich::network::{CATEGORIES, DEFAULT_CATEGORIES, NetworkSettings};
@@ -323,6 +323,7 @@ impl FakeNfm {
     fn adapter(&self) -> NetworkFlowMonitor {
         let config = aws_sdk_networkflowmonitor::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(sdk::https_client())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .endpoint_url(&self.endpoint)

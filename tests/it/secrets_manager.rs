@@ -3,7 +3,7 @@
 //! handler with its secret there and the local receiver as the webhook.
 
 use crate::moto::Moto;
-use alarm_relay::adapters::aws::SecretsManagerFetcher;
+use alarm_relay::adapters::aws::{SecretsManagerFetcher, sdk};
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
 use alarm_relay::config::RoutingConfig;
 use alarm_relay::delivery::{AttemptOutcome, Deliverer, DeliveryMode};
@@ -23,6 +23,7 @@ use std::time::Duration;
 fn client(endpoint: &str) -> Client {
     let config = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(sdk::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

@@ -153,7 +153,7 @@ async fn every_acknowledged_event_is_delivered_across_a_kill_9() {
     let receiver = receiver(dir.path(), &faults).await;
     let secret = secret_file(dir.path(), &receiver, SECRET);
     let db = dir.path().join("relay.db");
-    let client = reqwest::Client::new();
+    let client = alarm_relay::adapters::http_client().unwrap();
 
     let serve = Serve::start(&db, &secret);
     // A stream of events; the process is killed while it still flows. What was answered 202
@@ -225,7 +225,7 @@ async fn a_copy_of_the_files_taken_mid_run_loses_nothing_acknowledged() {
     let receiver = receiver(dir.path(), &faults).await;
     let secret = secret_file(dir.path(), &receiver, SECRET);
     let db = dir.path().join("relay.db");
-    let client = reqwest::Client::new();
+    let client = alarm_relay::adapters::http_client().unwrap();
 
     let serve = Serve::start(&db, &secret);
     let (stream, acknowledged) = stream(&client, &serve.url, "NFM-Copy", 30, Duration::ZERO);
@@ -310,7 +310,7 @@ async fn send_posts_an_event_and_redrive_delivers_a_fixed_failure() {
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
     let id = answer["incidentId"].as_str().unwrap().to_owned();
     assert_eq!(answer["status"], "STARTED");
-    let client = reqwest::Client::new();
+    let client = alarm_relay::adapters::http_client().unwrap();
     let started = Instant::now();
     while incident_status(&client, &serve.url, &id).await.as_deref() != Some("FAILED") {
         assert!(started.elapsed() < Duration::from_secs(60), "not FAILED");

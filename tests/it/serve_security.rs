@@ -146,7 +146,7 @@ fn the_token_guards_every_route_but_healthz_and_is_never_printed() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let statuses = runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = alarm_relay::adapters::http_client().unwrap();
         let id = "NFM-Alarm-EKS-DB-2026-11-24T10:00:00.000+0000";
         let mut statuses = Vec::new();
         for authorization in [None, Some("Bearer wrong"), Some(TOKEN), Some("bearer x")] {
@@ -334,7 +334,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
         holders.push(holder);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let client = reqwest::Client::new();
+    let client = alarm_relay::adapters::http_client().unwrap();
     let url = format!("http://{}/healthz", served.address);
     let waiting = tokio::spawn(async move {
         let started = Instant::now();
@@ -390,7 +390,7 @@ async fn a_head_over_the_limit_is_refused() {
 #[tokio::test]
 async fn only_bearer_and_the_whole_token_pass() {
     let served = Served::start(Limits::default(), true).await;
-    let client = reqwest::Client::new();
+    let client = alarm_relay::adapters::http_client().unwrap();
     let post = |authorization: &'static str| {
         client
             .post(format!("http://{}/events", served.address))

@@ -1348,9 +1348,10 @@ async fn sqlite_migration_runs_once_and_two_stores_share_one_file() {
     assert_eq!(
         migrated,
         (
-            3,
+            4,
             vec![
                 "table episodes".to_owned(),
+                "table execution_events".to_owned(),
                 "table executions".to_owned(),
                 "index executions_by_status".to_owned(),
                 "table incident_events".to_owned(),

@@ -5,7 +5,7 @@
 //! and the classification of failures.
 
 use crate::moto::Moto;
-use alarm_relay::adapters::aws::DynamoDbStore;
+use alarm_relay::adapters::aws::{DynamoDbStore, sdk};
 use alarm_relay::episode::{Episode, Member};
 use alarm_relay::event::{AlarmEvent, IncidentId};
 use alarm_relay::incident::{self, Correlation, EventType, Incident, IncidentStatus, NewEvent};
@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 fn client(endpoint: &str) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(sdk::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

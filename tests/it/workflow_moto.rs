@@ -7,7 +7,7 @@
 use crate::lambda_api::{LambdaApi, handler};
 use crate::moto::Moto;
 use crate::workflow_local::{LocalRun, run_local};
-use alarm_relay::adapters::aws::CloudWatchAlarmSource;
+use alarm_relay::adapters::aws::{CloudWatchAlarmSource, sdk};
 use alarm_relay::adapters::local::SecretFile;
 use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SqliteStore, SystemClock};
 use alarm_relay::config::{CorrelationConfig, RoutingConfig};
@@ -51,6 +51,7 @@ fn unreachable_cloudwatch() -> CloudWatchAlarmSource {
         .port();
     let config = aws_sdk_cloudwatch::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(sdk::https_client())
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
@@ -181,7 +182,8 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
     .await;
 
     let moto = Moto::start_with_env(&[("MOTO_PORT", api.port().to_string())]);
-    reqwest::Client::new()
+    alarm_relay::adapters::http_client()
+        .unwrap()
         .post(format!("{}/moto-api/config", moto.endpoint()))
         .body(r#"{"stepfunctions":{"execute_state_machine":true},"lambda":{"use_docker":false}}"#)
         .send()
@@ -267,6 +269,7 @@ async fn run(faults: &str, receiver_secret: &str, enricher: Enricher) -> Run {
 fn sfn_client(endpoint: &str) -> aws_sdk_sfn::Client {
     let config = aws_sdk_sfn::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(sdk::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))

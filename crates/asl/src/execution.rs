@@ -47,6 +47,22 @@ pub struct Execution {
     phase: Phase,
 }
 
+/// [`Execution`]'s fields but the history, borrowed, in the same serialized form.
+#[derive(Serialize)]
+struct WithoutHistory<'a> {
+    info: &'a ExecutionInfo,
+    input: &'a Value,
+    start_time: &'a DateTime<Utc>,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a Value>,
+    failure: Option<&'a Failure>,
+    redrive_count: u32,
+    redrive_time: Option<&'a DateTime<Utc>>,
+    deadline: Option<&'a DateTime<Utc>>,
+    phase: &'a Phase,
+}
+
 /// One entry into a state, with its retry counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Visit {
@@ -413,6 +429,25 @@ impl Execution {
     /// The history, as `GetExecutionHistory` returns it (oldest first).
     pub fn history(&self) -> &[HistoryEvent] {
         &self.history
+    }
+
+    /// The execution without its history, serialized as the execution is minus its `history`
+    /// field: for a store that keeps the history apart and appends each new event instead of
+    /// rewriting them all. Deserializing that object with `"history"` added gives the execution
+    /// back.
+    pub fn without_history(&self) -> impl Serialize + '_ {
+        WithoutHistory {
+            info: &self.info,
+            input: &self.input,
+            start_time: &self.start_time,
+            status: self.status,
+            output: self.output.as_ref(),
+            failure: self.failure.as_ref(),
+            redrive_count: self.redrive_count,
+            redrive_time: self.redrive_time.as_ref(),
+            deadline: self.deadline.as_ref(),
+            phase: &self.phase,
+        }
     }
 
     /// How many times the execution has been redriven.

@@ -527,6 +527,39 @@ fn persisted_execution_resumes_to_the_same_result() {
 }
 
 #[test]
+fn the_execution_without_its_history_plus_the_history_is_the_execution() {
+    let machine = machine();
+    let mut env = TestEnv::new();
+    let mut execution = Execution::start(&machine, support::info(), input(), &mut env);
+    let script = [
+        enriched(),
+        correlated(),
+        Outcome::Err("Webhook.Transient", "503"),
+        delivered(),
+        recorded(),
+    ];
+    for outcome in script {
+        let mut head = serde_json::to_value(execution.without_history()).unwrap();
+        let whole = serde_json::to_value(&execution).unwrap();
+        assert_eq!(head.get("history"), None);
+        head["history"] = serde_json::to_value(execution.history()).unwrap();
+        assert_eq!(head, whole, "the same fields, serialized the same way");
+        assert_eq!(
+            serde_json::from_value::<Execution>(head).unwrap(),
+            execution
+        );
+        drive(&machine, &mut execution, vec![outcome], &mut env);
+    }
+    assert_eq!(execution.status(), asl::Status::Succeeded);
+    let mut head = serde_json::to_value(execution.without_history()).unwrap();
+    head["history"] = serde_json::to_value(execution.history()).unwrap();
+    assert_eq!(
+        serde_json::from_value::<Execution>(head).unwrap(),
+        execution
+    );
+}
+
+#[test]
 fn wake_and_results_out_of_phase_are_errors() {
     let machine = machine();
     let mut env = TestEnv::new();

@@ -1,14 +1,25 @@
 //! The local engine's durable workflow executions, in the incident store's SQLite file.
 //!
-//! One row per execution in the table `executions` (migration 2 of the store): the whole
-//! [`asl::Execution`] as JSON (its state, pending retry timer and history), plus the columns
-//! the engine queries: the unique `name` (what makes a start idempotent), `status` and the
-//! canonical `input`, and `transitions`, the length of its history. Every state transition
-//! rewrites the row in one transaction on the store's connection (`synchronous=FULL`), so a
-//! process killed at any moment finds each execution as of its last transition and resumes it
-//! from there. A save only replaces a row with fewer transitions: a stale copy of an execution
-//! (driven by another process, or by a driver that lost a race) can never overwrite its
-//! progress, and learns that it is stale.
+//! One row per execution in the table `executions` (migration 2 of the store): the
+//! [`asl::Execution`] without its history as JSON (its state and pending retry timer), plus
+//! the columns the engine queries: the unique `name` (what makes a start idempotent), `status`
+//! and the canonical `input`, and `transitions`, the length of its history. The history is
+//! kept apart (migration 4), so that a transition writes only what it added:
+//!
+//! - while the execution runs, each history event is a row of `execution_events`, appended
+//!   once: a save inserts the events the stored execution lacks and rewrites the small
+//!   execution document, instead of rewriting the whole history at every transition (which
+//!   made the file grow with the square of the history's length);
+//! - when it ends, the whole history is compacted into the row's `history` column as one
+//!   deflate-compressed JSON array (the events repeat the incident's payload state after
+//!   state, and compress ~10×) and its event rows are deleted, their pages reused by the
+//!   next executions. A redrive moves it back to rows.
+//!
+//! Every save is one transaction on the store's connection (`synchronous=FULL`), so a process
+//! killed at any moment finds each execution as of its last transition and resumes it from
+//! there. A save only applies to a stored execution with fewer transitions: a stale copy of an
+//! execution (driven by another process, or by a driver that lost a race) can never overwrite
+//! its progress, and learns that it is stale.
 //!
 //! Saves are group-committed: one writer task takes the saves that are waiting and commits
 //! them in one transaction (one sync of the WAL), so many executions moving at once cost one
@@ -21,20 +32,34 @@ use crate::incident::timestamp;
 use crate::ports::StoreError;
 use asl::{Execution, Status};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use std::sync::{Arc, OnceLock};
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
 const INSERT: &str = "INSERT INTO executions
-    (execution_arn, name, status, input, updated_at, transitions, execution)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING";
+    (execution_arn, name, status, input, updated_at, transitions, execution, history)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING";
+const SELECT_STORED: &str =
+    "SELECT transitions, history IS NOT NULL FROM executions WHERE execution_arn = ?1";
 const UPDATE: &str = "UPDATE executions
-    SET status = ?2, updated_at = ?3, transitions = ?4, execution = ?5
-    WHERE execution_arn = ?1 AND transitions < ?4";
-const SELECT_BY_ARN: &str = "SELECT execution FROM executions WHERE execution_arn = ?1";
-const SELECT_BY_NAME: &str = "SELECT input, execution FROM executions WHERE name = ?1";
-const SELECT_BY_STATUS: &str = "SELECT execution FROM executions WHERE status = ?1
-    ORDER BY updated_at ASC, execution_arn ASC LIMIT ?2";
+    SET status = ?2, updated_at = ?3, transitions = ?4, execution = ?5, history = ?6
+    WHERE execution_arn = ?1";
+const APPEND_EVENT: &str =
+    "INSERT INTO execution_events (execution_arn, id, event) VALUES (?1, ?2, ?3)";
+const DELETE_EVENTS: &str = "DELETE FROM execution_events WHERE execution_arn = ?1";
+const SELECT_EVENTS: &str =
+    "SELECT event FROM execution_events WHERE execution_arn = ?1 ORDER BY id";
+const SELECT_BY_ARN: &str = "SELECT execution, history FROM executions WHERE execution_arn = ?1";
+const SELECT_BY_NAME: &str =
+    "SELECT input, execution_arn, execution, history FROM executions WHERE name = ?1";
+const SELECT_BY_STATUS: &str = "SELECT execution_arn, execution, history FROM executions
+    WHERE status = ?1 ORDER BY updated_at ASC, execution_arn ASC LIMIT ?2";
 
 /// What [`SqliteExecutions::insert`] found.
 #[derive(Debug)]
@@ -53,6 +78,11 @@ const MAX_BATCH: usize = 256;
 /// A save waiting for the writer, and where its outcome goes.
 type PendingSave = (Row, oneshot::Sender<Result<bool, StoreError>>);
 
+/// How many history events of each running execution are stored as rows, as far as this
+/// process knows: a save serializes only the events after those. Only a hint: the writer
+/// checks it against the stored count, and a save without it serializes the whole history.
+type Known = Arc<Mutex<HashMap<String, usize>>>;
+
 /// The executions table of a [`SqliteStore`]'s file, sharing its connection. Clones share the
 /// writer.
 #[derive(Debug, Clone)]
@@ -60,6 +90,7 @@ pub struct SqliteExecutions {
     store: SqliteStore,
     /// The group-commit writer, started by the first save (on the runtime that makes it).
     writer: Arc<OnceLock<mpsc::UnboundedSender<PendingSave>>>,
+    known: Known,
 }
 
 impl SqliteExecutions {
@@ -67,6 +98,7 @@ impl SqliteExecutions {
         Self {
             store,
             writer: Arc::new(OnceLock::new()),
+            known: Arc::default(),
         }
     }
 
@@ -78,8 +110,9 @@ impl SqliteExecutions {
         input: &str,
         at: DateTime<Utc>,
     ) -> Result<Inserted, StoreError> {
-        let row = Row::new(execution, at)?;
+        let row = Row::new(execution, at, 0)?;
         let input = input.to_owned();
+        let known = self.known.clone();
         self.store
             .with_connection(move |connection| {
                 let doing = format!("start execution {}", row.name);
@@ -96,38 +129,57 @@ impl SqliteExecutions {
                             input,
                             row.updated_at,
                             row.transitions,
-                            row.json
+                            row.head,
+                            row.history.compacted()
                         ])
                     })
                     .map_err(sql_error(&doing))?;
                 let outcome = if inserted == 1 {
+                    append_events(&transaction, &row, 0).map_err(sql_error(&doing))?;
                     Inserted::New
                 } else {
-                    let (existing_input, existing): (String, String) = transaction
+                    let (existing_input, arn, head, history): (
+                        String,
+                        String,
+                        String,
+                        Option<Vec<u8>>,
+                    ) = transaction
                         .query_row(SELECT_BY_NAME, params![row.name], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                         })
                         .map_err(sql_error(&doing))?;
                     if existing_input == input {
-                        Inserted::Existing(Box::new(parse(&row.name, &existing)?))
+                        let existing = load(&transaction, &arn, &head, history)?;
+                        Inserted::Existing(Box::new(existing))
                     } else {
                         Inserted::Conflict
                     }
                 };
                 transaction.commit().map_err(sql_error(&doing))?;
+                if matches!(outcome, Inserted::New) {
+                    row.remember(&known);
+                }
                 Ok(outcome)
             })
             .await
     }
 
-    /// Replaces the stored execution with `execution` (same ARN), changed `at`, if the stored
-    /// one has fewer transitions. Answers whether it did: `false` means the stored execution
-    /// has moved on (or was never inserted) and `execution` is a stale copy.
+    /// Stores `execution` (same ARN), changed `at`, over the stored one if that has fewer
+    /// transitions. Answers whether it did: `false` means the stored execution has moved on
+    /// (or was never inserted) and `execution` is a stale copy.
     pub async fn save(&self, execution: &Execution, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let row = Row::new(execution, at)?;
+        let from = lock(&self.known)
+            .get(&execution.info().execution_arn)
+            .copied()
+            .unwrap_or(0);
+        let row = Row::new(execution, at, from)?;
         let writer = self.writer.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(write_batches(self.store.clone(), receiver));
+            tokio::spawn(write_batches(
+                self.store.clone(),
+                self.known.clone(),
+                receiver,
+            ));
             sender
         });
         let (reply, outcome) = oneshot::channel();
@@ -142,11 +194,15 @@ impl SqliteExecutions {
         self.store
             .with_connection(move |connection| {
                 let doing = format!("read execution {arn}");
-                let json: Option<String> = connection
-                    .query_row(SELECT_BY_ARN, params![arn], |row| row.get(0))
+                let stored: Option<(String, Option<Vec<u8>>)> = connection
+                    .query_row(SELECT_BY_ARN, params![arn], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                     .optional()
                     .map_err(sql_error(&doing))?;
-                json.map(|json| parse(&arn, &json)).transpose()
+                stored
+                    .map(|(head, history)| load(connection, &arn, &head, history))
+                    .transpose()
             })
             .await
     }
@@ -162,17 +218,19 @@ impl SqliteExecutions {
         self.store
             .with_connection(move |connection| {
                 let doing = format!("list {status} executions");
-                let mut select = connection
+                let rows: Vec<(String, String, Option<Vec<u8>>)> = connection
                     .prepare_cached(SELECT_BY_STATUS)
+                    .and_then(|mut select| {
+                        select
+                            .query_map(params![status, limit], |row| {
+                                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                            })?
+                            .collect()
+                    })
                     .map_err(sql_error(&doing))?;
-                let rows = select
-                    .query_map(params![status, limit], |row| row.get::<_, String>(0))
-                    .map_err(sql_error(&doing))?;
-                rows.map(|json| {
-                    json.map_err(sql_error(&doing))
-                        .and_then(|json| parse(&doing, &json))
-                })
-                .collect()
+                rows.into_iter()
+                    .map(|(arn, head, history)| load(connection, &arn, &head, history))
+                    .collect()
             })
             .await
     }
@@ -180,7 +238,11 @@ impl SqliteExecutions {
 
 /// The writer: each turn takes every save waiting (up to [`MAX_BATCH`]) and commits them in
 /// one transaction. Ends when every [`SqliteExecutions`] is dropped.
-async fn write_batches(store: SqliteStore, mut pending: mpsc::UnboundedReceiver<PendingSave>) {
+async fn write_batches(
+    store: SqliteStore,
+    known: Known,
+    mut pending: mpsc::UnboundedReceiver<PendingSave>,
+) {
     while let Some(first) = pending.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -190,38 +252,38 @@ async fn write_batches(store: SqliteStore, mut pending: mpsc::UnboundedReceiver<
             }
         }
         let (rows, replies): (Vec<Row>, Vec<_>) = batch.into_iter().unzip();
+        let known = known.clone();
         let outcome = store
             .with_connection(move |connection| {
                 let doing = format!("save {} execution(s)", rows.len());
                 let transaction = connection
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(sql_error(&doing))?;
-                let mut saved = Vec::with_capacity(rows.len());
-                {
-                    let mut update = transaction
-                        .prepare_cached(UPDATE)
-                        .map_err(sql_error(&doing))?;
-                    for row in &rows {
-                        let updated = update
-                            .execute(params![
-                                row.arn,
-                                row.status,
-                                row.updated_at,
-                                row.transitions,
-                                row.json
-                            ])
-                            .map_err(sql_error(&format!("save execution {}", row.name)))?;
-                        saved.push(updated == 1);
+                let saved = rows
+                    .iter()
+                    .map(|row| save_one(&transaction, row))
+                    .collect::<Result<Vec<_>, _>>()?;
+                transaction.commit().map_err(sql_error(&doing))?;
+                for (row, saved) in rows.iter().zip(&saved) {
+                    match saved {
+                        Saved::Yes => row.remember(&known),
+                        Saved::Stale | Saved::Gap => forget(&known, &row.arn),
                     }
                 }
-                transaction.commit().map_err(sql_error(&doing))?;
                 Ok(saved)
             })
             .await;
         match outcome {
             Ok(saved) => {
                 for (reply, saved) in replies.into_iter().zip(saved) {
-                    let _ = reply.send(Ok(saved));
+                    let _ = reply.send(match saved {
+                        Saved::Yes => Ok(true),
+                        Saved::Stale => Ok(false),
+                        Saved::Gap => Err(StoreError::Failed(
+                            "the execution's stored history is shorter than this process knew; saving again with all of it"
+                                .to_owned(),
+                        )),
+                    });
                 }
             }
             Err(error) => {
@@ -233,31 +295,216 @@ async fn write_batches(store: SqliteStore, mut pending: mpsc::UnboundedReceiver<
     }
 }
 
-/// The columns of one row.
+/// What one save in a batch did.
+enum Saved {
+    Yes,
+    /// The stored execution has as many transitions or more (or none is stored).
+    Stale,
+    /// The save carries events from a later index than the stored history reaches: the hint
+    /// of [`Known`] was wrong. Nothing written; the caller saves again with the whole history.
+    Gap,
+}
+
+fn save_one(connection: &Connection, row: &Row) -> Result<Saved, StoreError> {
+    let doing = format!("save execution {}", row.name);
+    let stored: Option<(i64, bool)> = connection
+        .prepare_cached(SELECT_STORED)
+        .and_then(|mut select| {
+            select
+                .query_row(params![row.arn], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql_error(&doing))?;
+    let Some((stored, compacted)) = stored else {
+        return Ok(Saved::Stale);
+    };
+    if stored >= row.transitions {
+        return Ok(Saved::Stale);
+    }
+    let rows_stored = if compacted {
+        0
+    } else {
+        usize::try_from(stored).unwrap_or(usize::MAX)
+    };
+    let update = |connection: &Connection| {
+        connection.prepare_cached(UPDATE)?.execute(params![
+            row.arn,
+            row.status,
+            row.updated_at,
+            row.transitions,
+            row.head,
+            row.history.compacted()
+        ])
+    };
+    match &row.history {
+        History::Compacted(_) => {
+            connection
+                .prepare_cached(DELETE_EVENTS)
+                .and_then(|mut delete| delete.execute(params![row.arn]))
+                .map_err(sql_error(&doing))?;
+        }
+        History::Appended { from, .. } if *from > rows_stored => return Ok(Saved::Gap),
+        History::Appended { .. } => {
+            if compacted {
+                // Redriven: the compacted history is replaced by its events as rows.
+                connection
+                    .prepare_cached(DELETE_EVENTS)
+                    .and_then(|mut delete| delete.execute(params![row.arn]))
+                    .map_err(sql_error(&doing))?;
+            }
+            append_events(connection, row, rows_stored).map_err(sql_error(&doing))?;
+        }
+    }
+    update(connection).map_err(sql_error(&doing))?;
+    Ok(Saved::Yes)
+}
+
+/// Inserts the events of a running execution's save from index `stored` on (the ones before
+/// are stored already).
+fn append_events(connection: &Connection, row: &Row, stored: usize) -> rusqlite::Result<()> {
+    let History::Appended { from, events } = &row.history else {
+        return Ok(());
+    };
+    let mut append = connection.prepare_cached(APPEND_EVENT)?;
+    for (index, event) in events.iter().enumerate().skip(stored.saturating_sub(*from)) {
+        let id = i64::try_from(from + index + 1).unwrap_or(i64::MAX);
+        append.execute(params![row.arn, id, event])?;
+    }
+    Ok(())
+}
+
+/// The execution stored as `head` (without its history) and `history` (compacted), or with
+/// its events in `execution_events`. A file written before migration 4 holds executions whose
+/// head has its history inside; migration 4 moved those to rows.
+fn load(
+    connection: &Connection,
+    arn: &str,
+    head: &str,
+    history: Option<Vec<u8>>,
+) -> Result<Execution, StoreError> {
+    let unreadable = |error: &dyn std::fmt::Display| {
+        StoreError::Failed(format!(
+            "the stored execution {arn} cannot be read: {error}"
+        ))
+    };
+    let mut document: Value = serde_json::from_str(head).map_err(|e| unreadable(&e))?;
+    let events = match history {
+        Some(compressed) => {
+            let mut json = Vec::new();
+            DeflateDecoder::new(compressed.as_slice())
+                .read_to_end(&mut json)
+                .map_err(|e| unreadable(&e))?;
+            serde_json::from_slice(&json).map_err(|e| unreadable(&e))?
+        }
+        None => {
+            let doing = format!("read the history of execution {arn}");
+            let events: Vec<String> = connection
+                .prepare_cached(SELECT_EVENTS)
+                .and_then(|mut select| select.query_map(params![arn], |row| row.get(0))?.collect())
+                .map_err(sql_error(&doing))?;
+            let events = events
+                .iter()
+                .map(|event| serde_json::from_str(event))
+                .collect::<Result<Vec<Value>, _>>()
+                .map_err(|e| unreadable(&e))?;
+            Value::Array(events)
+        }
+    };
+    match &mut document {
+        Value::Object(fields) => {
+            fields.insert("history".to_owned(), events);
+        }
+        _ => return Err(unreadable(&"not a JSON object")),
+    }
+    serde_json::from_value(document).map_err(|e| unreadable(&e))
+}
+
+/// How a save stores the history.
+enum History {
+    /// A running execution's events from index `from` on, each as JSON.
+    Appended { from: usize, events: Vec<String> },
+    /// An ended execution's whole history: a deflated JSON array.
+    Compacted(Vec<u8>),
+}
+
+impl History {
+    fn compacted(&self) -> Option<&[u8]> {
+        match self {
+            History::Compacted(blob) => Some(blob),
+            History::Appended { .. } => None,
+        }
+    }
+}
+
+/// The columns of one save.
 struct Row {
     arn: String,
     name: String,
     status: String,
     updated_at: String,
     transitions: i64,
-    json: String,
+    /// The execution without its history, JSON.
+    head: String,
+    history: History,
 }
 
 impl Row {
-    fn new(execution: &Execution, at: DateTime<Utc>) -> Result<Self, StoreError> {
+    /// The save of `execution`, carrying its events from index `from` on (those before are
+    /// stored) while it runs, its whole history compacted once it has ended.
+    fn new(execution: &Execution, at: DateTime<Utc>, from: usize) -> Result<Self, StoreError> {
         let info = execution.info();
-        let json = serde_json::to_string(execution).map_err(|error| {
+        let failed = |error: &dyn std::fmt::Display| {
             StoreError::Failed(format!("serialize execution {}: {error}", info.name))
-        })?;
+        };
+        let head = serde_json::to_string(&execution.without_history()).map_err(|e| failed(&e))?;
+        let events = execution.history();
+        let history = if execution.status() == Status::Running {
+            let from = from.min(events.len());
+            History::Appended {
+                from,
+                events: events[from..]
+                    .iter()
+                    .map(serde_json::to_string)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| failed(&e))?,
+            }
+        } else {
+            let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
+            serde_json::to_writer(&mut encoder, events).map_err(|e| failed(&e))?;
+            History::Compacted(encoder.finish().map_err(|e| failed(&e))?)
+        };
         Ok(Self {
             arn: info.execution_arn.clone(),
             name: info.name.clone(),
             status: status_text(execution.status())?,
             updated_at: timestamp(at),
-            transitions: i64::try_from(execution.history().len()).unwrap_or(i64::MAX),
-            json,
+            transitions: i64::try_from(events.len()).unwrap_or(i64::MAX),
+            head,
+            history,
         })
     }
+
+    /// Notes, after the save is committed, how many events are stored as rows.
+    fn remember(&self, known: &Known) {
+        match &self.history {
+            History::Appended { .. } => {
+                let count = usize::try_from(self.transitions).unwrap_or(usize::MAX);
+                lock(known).insert(self.arn.clone(), count);
+            }
+            History::Compacted(_) => forget(known, &self.arn),
+        }
+    }
+}
+
+fn forget(known: &Known, arn: &str) {
+    lock(known).remove(arn);
+}
+
+/// The hint map; a poisoned lock (a panic while holding it) still holds a usable map.
+fn lock(known: &Known) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    known
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `RUNNING`, `FAILED`…: the status as Step Functions spells it.
@@ -268,14 +515,6 @@ fn status_text(status: Status) -> Result<String, StoreError> {
             "execution status {status:?} has no name"
         ))),
     }
-}
-
-fn parse(what: &str, json: &str) -> Result<Execution, StoreError> {
-    serde_json::from_str(json).map_err(|error| {
-        StoreError::Failed(format!(
-            "the stored execution {what} cannot be read: {error}"
-        ))
-    })
 }
 
 #[cfg(test)]
@@ -367,6 +606,136 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A machine of two Tasks: two saves while it runs, one when it ends.
+    fn two_tasks() -> StateMachine {
+        let definition = json!({"StartAt": "One", "States": {
+            "One": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "one", "Payload.$": "$"}, "Next": "Two"},
+            "Two": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "two", "Payload.$": "$"}, "End": true}}});
+        StateMachine::load(&definition.to_string(), &BTreeMap::new()).unwrap()
+    }
+
+    async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
+        store
+            .with_connection(move |connection| {
+                Ok(connection.query_row(sql, [], |row| row.get(0)).unwrap())
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_running_execution_appends_its_events_and_an_ended_one_is_compacted() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let executions = SqliteExecutions::new(store.clone());
+        let machine = two_tasks();
+        let at = env().now();
+        let mut execution = started(&machine, "two");
+        executions.insert(&execution, "{}", at).await.unwrap();
+        let rows = "SELECT count(*) FROM execution_events";
+        let compacted = "SELECT count(*) FROM executions WHERE history IS NOT NULL";
+        assert_eq!(count(&store, rows).await, execution.history().len() as i64);
+
+        let result = asl::lambda_invoke_result(json!({"big": "x".repeat(4000)}));
+        execution
+            .task_succeeded(&machine, result.clone(), &mut env())
+            .unwrap();
+        assert_eq!(execution.status(), Status::Running);
+        assert!(executions.save(&execution, at).await.unwrap());
+        assert_eq!(count(&store, rows).await, execution.history().len() as i64);
+        assert_eq!(count(&store, compacted).await, 0);
+        let arn = execution.info().execution_arn.clone();
+        assert_eq!(
+            executions.get(&arn).await.unwrap().as_ref(),
+            Some(&execution)
+        );
+
+        execution
+            .task_succeeded(&machine, result, &mut env())
+            .unwrap();
+        assert_eq!(execution.status(), Status::Succeeded);
+        assert!(executions.save(&execution, at).await.unwrap());
+        assert_eq!(count(&store, rows).await, 0, "the rows are compacted away");
+        assert_eq!(count(&store, compacted).await, 1);
+        let size = "SELECT length(history) + length(execution) FROM executions";
+        let stored = count(&store, size).await;
+        let whole = serde_json::to_string(&execution).unwrap().len() as i64;
+        assert!(
+            stored * 4 < whole,
+            "{stored} bytes stored for a {whole}-byte execution"
+        );
+        assert_eq!(executions.get(&arn).await.unwrap(), Some(execution.clone()));
+        assert_eq!(
+            executions.with_status(Status::Succeeded, 10).await.unwrap(),
+            [execution]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_save_without_the_hint_stores_the_missing_events_once() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let machine = two_tasks();
+        let at = env().now();
+        let mut execution = started(&machine, "hintless");
+        SqliteExecutions::new(store.clone())
+            .insert(&execution, "{}", at)
+            .await
+            .unwrap();
+        // Another handle on the same store (as after a restart) knows nothing of the rows.
+        let executions = SqliteExecutions::new(store.clone());
+        let result = asl::lambda_invoke_result(json!({}));
+        execution
+            .task_succeeded(&machine, result, &mut env())
+            .unwrap();
+        assert!(executions.save(&execution, at).await.unwrap());
+        let rows = "SELECT count(*) FROM execution_events";
+        assert_eq!(count(&store, rows).await, execution.history().len() as i64);
+        let arn = execution.info().execution_arn.clone();
+        assert_eq!(executions.get(&arn).await.unwrap(), Some(execution));
+    }
+
+    #[tokio::test]
+    async fn executions_stored_before_migration_4_are_read_and_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let machine = two_tasks();
+        let at = env().now();
+        let mut execution = started(&machine, "old");
+        {
+            let connection = Connection::open(&path).unwrap();
+            for migration in &crate::adapters::sqlite_store::MIGRATIONS[..3] {
+                connection.execute_batch(migration).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 3).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO executions (execution_arn, name, status, input, updated_at,
+                        transitions, execution) VALUES (?1, ?2, 'RUNNING', '{}', ?3, ?4, ?5)",
+                    params![
+                        execution.info().execution_arn,
+                        execution.info().name,
+                        timestamp(at),
+                        execution.history().len() as i64,
+                        serde_json::to_string(&execution).unwrap()
+                    ],
+                )
+                .unwrap();
+        }
+        let executions = SqliteExecutions::new(SqliteStore::open(&path).unwrap());
+        let arn = execution.info().execution_arn.clone();
+        assert_eq!(
+            executions.get(&arn).await.unwrap().as_ref(),
+            Some(&execution)
+        );
+        let result = asl::lambda_invoke_result(json!({}));
+        execution
+            .task_succeeded(&machine, result, &mut env())
+            .unwrap();
+        assert!(executions.save(&execution, at).await.unwrap());
+        assert_eq!(executions.get(&arn).await.unwrap(), Some(execution));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
