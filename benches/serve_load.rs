@@ -9,11 +9,18 @@
 //!    every unique event answered 202 once and every copy 200, each delivered exactly once with
 //!    a valid signature, none lost.
 //!
-//! `cargo bench --bench serve_load -- [--events N] [--senders C] [--duplicates SHARE]`
-//! (defaults 2000 events, 8 senders, no copies; `--duplicates 0.3` makes 30% of the N events
-//! copies); `--smoke` runs 100 events (what CI runs: no timing is asserted, the delivery checks
-//! are).
-//! Figures: events/s of both and their ratio, the store's bytes per incident.
+//! 3. **Latency at a fixed rate**: new ALARM events offered open-loop at `--rate` per second
+//!    for `--seconds` (each POST on its own schedule, whatever the answers take), each timed
+//!    from its POST to the receiver recording its webhook: p50, p99 and max.
+//!
+//! `cargo bench --bench serve_load -- [--events N] [--senders C] [--duplicates SHARE]
+//! [--rate R] [--seconds S]` (defaults 2000 events, 8 senders, no copies, 200/s for 10 s;
+//! `--duplicates 0.3` makes 30% of the N events copies); `--smoke` runs 100 events and 1 s at
+//! 50/s (what CI runs: no timing is asserted, the delivery checks are).
+//! Figures: events/s of both and their ratio, the latency percentiles, and the store's bytes
+//! per delivered incident: the database file after a WAL checkpoint (the file that stays) and
+//! the WAL as it was before it (transient: SQLite reuses it from its start after each
+//! checkpoint).
 
 use alarm_relay::config::CorrelationConfig;
 use alarm_relay::delivery::DeliveryMode;
@@ -21,6 +28,7 @@ use alarm_relay::engine::pipeline::{Pipeline, PipelineConfig};
 use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
 use alarm_relay::server::{Access, Limits, router_with, serve};
 use alarm_relay::signing::{self, WebhookSecret};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,6 +43,8 @@ struct Options {
     events: usize,
     senders: usize,
     duplicates: f64,
+    rate: u32,
+    seconds: u32,
 }
 
 fn options() -> Options {
@@ -42,6 +52,8 @@ fn options() -> Options {
         events: 2000,
         senders: 8,
         duplicates: 0.0,
+        rate: 200,
+        seconds: 10,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -50,7 +62,13 @@ fn options() -> Options {
             "--events" => options.events = value().parse().expect("--events N"),
             "--senders" => options.senders = value().parse().expect("--senders C"),
             "--duplicates" => options.duplicates = value().parse().expect("--duplicates SHARE"),
-            "--smoke" => options.events = 100,
+            "--rate" => options.rate = value().parse().expect("--rate R"),
+            "--seconds" => options.seconds = value().parse().expect("--seconds S"),
+            "--smoke" => {
+                options.events = 100;
+                options.rate = 50;
+                options.seconds = 1;
+            }
             // What `cargo bench` passes to every bench binary.
             "--bench" => {}
             other => panic!("unknown option {other}"),
@@ -117,6 +135,49 @@ async fn blast(
         }
     }
     (statuses, started.elapsed())
+}
+
+/// Posts `bodies` to `url` open-loop, body `i` at `i / rate` seconds from the start, each on
+/// its own task; answers each POST's wall-clock time and the incident id of its answer.
+async fn paced(url: &str, bodies: Vec<String>, rate: u32) -> Vec<(DateTime<Utc>, String)> {
+    let client = alarm_relay::adapters::http_client().unwrap();
+    let start = tokio::time::Instant::now();
+    let mut posts = Vec::new();
+    for (index, body) in bodies.into_iter().enumerate() {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(index as f64 / f64::from(rate)))
+            .await;
+        let (client, url) = (client.clone(), url.to_owned());
+        posts.push(tokio::spawn(async move {
+            let sent = Utc::now();
+            let answer: Value = client
+                .post(&url)
+                .body(body)
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("a JSON answer");
+            let id = answer["incidentId"].as_str().expect("an incident id");
+            (sent, id.to_owned())
+        }));
+    }
+    let mut sent = Vec::new();
+    for post in posts {
+        sent.push(post.await.unwrap());
+    }
+    sent
+}
+
+/// The value below which `share` of the sorted `values` lie.
+fn percentile(sorted: &[f64], share: f64) -> f64 {
+    let rank = ((sorted.len() as f64 * share).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied().unwrap_or(f64::NAN)
+}
+
+/// The size of the file at `path`, 0 if it is missing.
+fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 fn rate(count: usize, took: Duration) -> f64 {
@@ -209,12 +270,34 @@ async fn main() {
         }
     }
     let once = delivered.values().filter(|count| **count == 1).count();
-    let size: u64 = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("relay.db"))
-        .map(|entry| entry.metadata().unwrap().len())
-        .sum();
+    let wal_size = file_size(&db.with_extension("db-wal"));
+    let checkpoint = rusqlite::Connection::open(&db).unwrap();
+    checkpoint
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(checkpoint);
+    let db_size = file_size(&db);
+
+    // 3. Latency at a fixed rate, on the same running pipeline.
+    let offered = (options.rate * options.seconds) as usize;
+    let fresh: Vec<String> = (0..offered).map(|n| event(1_000_000 + n)).collect();
+    let seen = record.lines().count();
+    let sent = paced(&events_url, fresh, options.rate).await;
+    pipeline.engine.wait_idle().await;
+    let record = std::fs::read_to_string(dir.path().join("received.jsonl")).unwrap();
+    let mut received: HashMap<String, DateTime<Utc>> = HashMap::new();
+    for line in record.lines().skip(seen) {
+        let line: Value = serde_json::from_str(line).unwrap();
+        if line["outcome"] == "accepted" {
+            let at = DateTime::parse_from_rfc3339(line["receivedAt"].as_str().unwrap()).unwrap();
+            received.insert(line["incidentId"].as_str().unwrap().to_owned(), at.into());
+        }
+    }
+    let mut latencies: Vec<f64> = sent
+        .iter()
+        .filter_map(|(at, id)| received.get(id).map(|got| (*got - *at).as_seconds_f64() * 1e3))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
 
     println!(
         "serve_load: {} events ({distinct} unique, {copies} copies) from {} senders",
@@ -247,10 +330,19 @@ async fn main() {
     );
     println!("  ratio pipeline/ceiling: {:.3}", pipeline_rate / ceiling);
     println!(
-        "  store: {:.1} KB per incident ({} bytes, db + WAL)",
-        size as f64 / 1024.0 / distinct.max(1) as f64,
-        size
+        "  latency at {}/s for {} s, POST -> webhook received ({} of {offered} delivered): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (receiver clock: 1 ms resolution)",
+        options.rate,
+        options.seconds,
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
     );
+    println!(
+        "  store after {distinct} delivered incidents: {:.1} KB per incident in the database file ({db_size} bytes after a checkpoint); the WAL was {wal_size} bytes before it",
+        db_size as f64 / 1024.0 / distinct.max(1) as f64,
+    );
+    assert_eq!(latencies.len(), offered, "every paced event delivered");
     assert_eq!(
         counts.get(&202).copied().unwrap_or(0),
         distinct,

@@ -12,10 +12,12 @@
 //!
 //! ## Locking
 //!
-//! A store owns one [`Connection`] behind a mutex, so the operations of one store run one at a
-//! time, each on a blocking thread (`spawn_blocking`) so that the async runtime never waits on
-//! the disk. Every write is one `BEGIN IMMEDIATE` transaction: it takes the file's write lock
-//! first and so can never fail half-way on a lock upgrade.
+//! A store owns one [`Connection`], on a thread of its own (`group_commit`): the operations
+//! of one store run there one at a time, so the async runtime never waits on the disk. The
+//! operations waiting when the thread turns to them run in one `BEGIN IMMEDIATE` transaction,
+//! each in its own savepoint, and are answered once it is committed: it takes the file's write
+//! lock first and so can never fail half-way on a lock upgrade, and many concurrent writes cost
+//! one sync of the WAL.
 //!
 //! The journal is in WAL mode because the file is local and shared by a few processes (the
 //! relay, an operator's `audit` or `redrive`): readers go on reading a consistent snapshot
@@ -51,8 +53,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod group_commit;
 
 /// How long a write waits for another process's lock before the store is
 /// [`StoreError::Unavailable`].
@@ -169,7 +172,7 @@ const SELECT_OUTBOX: &str = "SELECT incident_id, projection FROM incidents
 /// docs for locking and durability. Clones share the connection.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    connection: Arc<Mutex<Connection>>,
+    connection: group_commit::Connector,
 }
 
 impl SqliteStore {
@@ -210,36 +213,19 @@ impl SqliteStore {
             .map_err(sql_error("set foreign_keys"))?;
         migrate(&mut connection)?;
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            connection: group_commit::Connector::start(connection)?,
         })
     }
 
-    /// Runs `operation` on the connection on a blocking thread. A panic there (a bug) poisons
-    /// the mutex, and every later operation on this store fails rather than panics. The local
-    /// engine's execution table shares the connection through this.
+    /// Runs `operation` on the connection, in the transaction of its batch, and answers once
+    /// that is committed (see `group_commit`). The local engine's execution table shares the
+    /// connection through this.
     pub(crate) async fn with_connection<T, F>(&self, operation: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().map_err(|_| {
-                StoreError::Failed(
-                    "the SQLite connection is unusable: an earlier operation panicked while holding it"
-                        .to_owned(),
-                )
-            })?;
-            operation(&mut connection)
-        })
-        .await
-        .map_err(|error| {
-            StoreError::Failed(if error.is_panic() {
-                "a SQLite operation panicked".to_owned()
-            } else {
-                "a SQLite operation was cancelled".to_owned()
-            })
-        })?
+        self.connection.run(operation).await
     }
 }
 
@@ -263,9 +249,7 @@ impl SqliteStore {
         let episode = episode.cloned();
         self.with_connection(move |connection| {
             let doing = format!("{doing} {}", row.id);
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error(&doing))?;
+            let transaction = connection.savepoint().map_err(sql_error(&doing))?;
             if let Some(episode) = &episode {
                 write_episode(&transaction, episode)?;
             }
@@ -544,9 +528,7 @@ impl IncidentStore for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         self.with_connection(move |connection| {
             let doing = format!("create incident {}", row.id);
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error(&doing))?;
+            let transaction = connection.savepoint().map_err(sql_error(&doing))?;
             let inserted = transaction
                 .prepare_cached(INSERT_INCIDENT)
                 .and_then(|mut insert| {
@@ -762,24 +744,39 @@ mod tests {
         assert!(matches!(error, StoreError::Failed(_)), "{error:?}");
     }
 
-    #[test]
-    fn opening_sets_the_pragmas_and_the_schema_version() {
+    #[tokio::test]
+    async fn opening_sets_the_pragmas_and_the_schema_version() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("incidents.sqlite3")).unwrap();
-        let connection = store.connection.lock().unwrap();
-        let text = |name: &str| -> String {
-            connection
-                .pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0))
-                .map(|value| format!("{value:?}"))
-                .unwrap()
-        };
-        assert_eq!(text("journal_mode"), "Text(\"wal\")");
-        assert_eq!(text("synchronous"), "Integer(2)");
-        assert_eq!(text("foreign_keys"), "Integer(1)");
-        assert_eq!(text("busy_timeout"), "Integer(5000)");
+        let names = [
+            "journal_mode",
+            "synchronous",
+            "foreign_keys",
+            "busy_timeout",
+            "user_version",
+        ];
+        let values = store
+            .with_connection(move |connection| {
+                Ok(names.map(|name| {
+                    connection
+                        .pragma_query_value(None, name, |row| {
+                            row.get::<_, rusqlite::types::Value>(0)
+                        })
+                        .map(|value| format!("{value:?}"))
+                        .unwrap()
+                }))
+            })
+            .await
+            .unwrap();
         assert_eq!(
-            text("user_version"),
-            format!("Integer({})", MIGRATIONS.len())
+            values,
+            [
+                "Text(\"wal\")".to_owned(),
+                "Integer(2)".to_owned(),
+                "Integer(1)".to_owned(),
+                "Integer(5000)".to_owned(),
+                format!("Integer({})", MIGRATIONS.len())
+            ]
         );
     }
 
@@ -803,16 +800,69 @@ mod tests {
     #[tokio::test]
     async fn a_poisoned_connection_fails_every_later_operation_without_panicking() {
         let store = SqliteStore::open_in_memory().unwrap();
-        let connection = Arc::clone(&store.connection);
-        let _ = std::thread::spawn(move || {
-            let _guard = connection.lock().unwrap();
-            panic!("poison the connection");
-        })
-        .join();
+        let panicked = store
+            .with_connection(|_| -> Result<(), StoreError> { panic!("a bug") })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&panicked, StoreError::Failed(text) if text.contains("panicked")),
+            "{panicked:?}"
+        );
         let error = store.get(&IncidentId::from_raw("any")).await.unwrap_err();
         assert!(
-            matches!(&error, StoreError::Failed(text) if text.contains("panicked")),
+            matches!(&error, StoreError::Failed(text) if text.contains("unusable")),
             "{error:?}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_operations_commit_together_and_a_failing_one_is_rolled_back_alone() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store
+            .with_connection(|connection| {
+                connection
+                    .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+                    .map_err(sql_error("create"))
+            })
+            .await
+            .unwrap();
+        let mut writes = Vec::new();
+        for n in 0..100_i64 {
+            let store = store.clone();
+            writes.push(tokio::spawn(async move {
+                store
+                    .with_connection(move |connection| {
+                        connection
+                            .execute("INSERT INTO t (n) VALUES (?1)", [n])
+                            .map_err(sql_error("insert"))?;
+                        if n % 10 == 0 {
+                            // Fails after writing: its insert must not survive.
+                            return Err(StoreError::Failed(format!("refuse {n}")));
+                        }
+                        Ok(n)
+                    })
+                    .await
+            }));
+        }
+        let mut failed = 0;
+        for write in writes {
+            if write.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 10);
+        let (count, tens): (i64, i64) = store
+            .with_connection(|connection| {
+                connection
+                    .query_row(
+                        "SELECT count(*), count(*) FILTER (WHERE n % 10 = 0) FROM t",
+                        [],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .map_err(sql_error("count"))
+            })
+            .await
+            .unwrap();
+        assert_eq!((count, tens), (90, 0));
     }
 }

@@ -15,16 +15,13 @@
 //!   state, and compress ~10×) and its event rows are deleted, their pages reused by the
 //!   next executions. A redrive moves it back to rows.
 //!
-//! Every save is one transaction on the store's connection (`synchronous=FULL`), so a process
-//! killed at any moment finds each execution as of its last transition and resumes it from
-//! there. A save only applies to a stored execution with fewer transitions: a stale copy of an
-//! execution (driven by another process, or by a driver that lost a race) can never overwrite
-//! its progress, and learns that it is stale.
-//!
-//! Saves are group-committed: one writer task takes the saves that are waiting and commits
-//! them in one transaction (one sync of the WAL), so many executions moving at once cost one
-//! disk sync per batch rather than one each. A lone save is committed at once: batching adds
-//! no wait. Each save still returns only once its transaction is durable.
+//! Every save is one savepoint in a transaction of the store's connection thread
+//! (`synchronous=FULL`, group-committed with whatever else is waiting: one disk sync for many
+//! executions moving at once), answered once committed, so a process killed at any moment
+//! finds each execution as of its last transition and resumes it from there. A save only
+//! applies to a stored execution with fewer transitions: a stale copy of an execution (driven
+//! by another process, or by a driver that lost a race) can never overwrite its progress, and
+//! learns that it is stale.
 
 use crate::adapters::SqliteStore;
 use crate::adapters::sqlite_store::sql_error;
@@ -35,12 +32,11 @@ use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex};
 
 const INSERT: &str = "INSERT INTO executions
     (execution_arn, name, status, input, updated_at, transitions, execution, history)
@@ -72,24 +68,16 @@ pub enum Inserted {
     Conflict,
 }
 
-/// Saves committed in one transaction, at most.
-const MAX_BATCH: usize = 256;
-
-/// A save waiting for the writer, and where its outcome goes.
-type PendingSave = (Row, oneshot::Sender<Result<bool, StoreError>>);
-
 /// How many history events of each running execution are stored as rows, as far as this
-/// process knows: a save serializes only the events after those. Only a hint: the writer
-/// checks it against the stored count, and a save without it serializes the whole history.
+/// process knows: a save serializes only the events after those. Only a hint (noted before
+/// its batch commits, so it can run ahead of the file if that commit fails): each save checks
+/// it against the stored count, and a save without it serializes the whole history.
 type Known = Arc<Mutex<HashMap<String, usize>>>;
 
-/// The executions table of a [`SqliteStore`]'s file, sharing its connection. Clones share the
-/// writer.
+/// The executions table of a [`SqliteStore`]'s file, sharing its connection.
 #[derive(Debug, Clone)]
 pub struct SqliteExecutions {
     store: SqliteStore,
-    /// The group-commit writer, started by the first save (on the runtime that makes it).
-    writer: Arc<OnceLock<mpsc::UnboundedSender<PendingSave>>>,
     known: Known,
 }
 
@@ -97,7 +85,6 @@ impl SqliteExecutions {
     pub fn new(store: SqliteStore) -> Self {
         Self {
             store,
-            writer: Arc::new(OnceLock::new()),
             known: Arc::default(),
         }
     }
@@ -116,9 +103,7 @@ impl SqliteExecutions {
         self.store
             .with_connection(move |connection| {
                 let doing = format!("start execution {}", row.name);
-                let transaction = connection
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(sql_error(&doing))?;
+                let transaction = connection.savepoint().map_err(sql_error(&doing))?;
                 let inserted = transaction
                     .prepare_cached(INSERT)
                     .and_then(|mut insert| {
@@ -173,19 +158,26 @@ impl SqliteExecutions {
             .copied()
             .unwrap_or(0);
         let row = Row::new(execution, at, from)?;
-        let writer = self.writer.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(write_batches(
-                self.store.clone(),
-                self.known.clone(),
-                receiver,
-            ));
-            sender
-        });
-        let (reply, outcome) = oneshot::channel();
-        let gone = || StoreError::Failed("the execution writer has stopped".to_owned());
-        writer.send((row, reply)).map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?
+        let known = self.known.clone();
+        let saved = self
+            .store
+            .with_connection(move |connection| {
+                let saved = save_one(connection, &row)?;
+                match saved {
+                    Saved::Yes => row.remember(&known),
+                    Saved::Stale | Saved::Gap => forget(&known, &row.arn),
+                }
+                Ok(saved)
+            })
+            .await?;
+        match saved {
+            Saved::Yes => Ok(true),
+            Saved::Stale => Ok(false),
+            Saved::Gap => Err(StoreError::Failed(
+                "the execution's stored history is shorter than this process knew; saving again with all of it"
+                    .to_owned(),
+            )),
+        }
     }
 
     /// The execution with this ARN.
@@ -236,66 +228,7 @@ impl SqliteExecutions {
     }
 }
 
-/// The writer: each turn takes every save waiting (up to [`MAX_BATCH`]) and commits them in
-/// one transaction. Ends when every [`SqliteExecutions`] is dropped.
-async fn write_batches(
-    store: SqliteStore,
-    known: Known,
-    mut pending: mpsc::UnboundedReceiver<PendingSave>,
-) {
-    while let Some(first) = pending.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match pending.try_recv() {
-                Ok(save) => batch.push(save),
-                Err(_) => break,
-            }
-        }
-        let (rows, replies): (Vec<Row>, Vec<_>) = batch.into_iter().unzip();
-        let known = known.clone();
-        let outcome = store
-            .with_connection(move |connection| {
-                let doing = format!("save {} execution(s)", rows.len());
-                let transaction = connection
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(sql_error(&doing))?;
-                let saved = rows
-                    .iter()
-                    .map(|row| save_one(&transaction, row))
-                    .collect::<Result<Vec<_>, _>>()?;
-                transaction.commit().map_err(sql_error(&doing))?;
-                for (row, saved) in rows.iter().zip(&saved) {
-                    match saved {
-                        Saved::Yes => row.remember(&known),
-                        Saved::Stale | Saved::Gap => forget(&known, &row.arn),
-                    }
-                }
-                Ok(saved)
-            })
-            .await;
-        match outcome {
-            Ok(saved) => {
-                for (reply, saved) in replies.into_iter().zip(saved) {
-                    let _ = reply.send(match saved {
-                        Saved::Yes => Ok(true),
-                        Saved::Stale => Ok(false),
-                        Saved::Gap => Err(StoreError::Failed(
-                            "the execution's stored history is shorter than this process knew; saving again with all of it"
-                                .to_owned(),
-                        )),
-                    });
-                }
-            }
-            Err(error) => {
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// What one save in a batch did.
+/// What one save did.
 enum Saved {
     Yes,
     /// The stored execution has as many transitions or more (or none is stored).
