@@ -106,8 +106,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         episode   TEXT NOT NULL
     );",
     // 4: executions keep their history apart (see adapters::local::executions): one row per
-    // event while they run, appended; compacted into `history` when they end. The rows of
-    // the executions stored before move out of their documents.
+    // event while they run, appended; the whole execution compacted into `history` when they
+    // end. The events of the executions stored before move out of their documents.
     "CREATE TABLE execution_events (
         execution_arn TEXT NOT NULL,
         id            INTEGER NOT NULL,

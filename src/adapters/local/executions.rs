@@ -3,17 +3,18 @@
 //! One row per execution in the table `executions` (migration 2 of the store): the
 //! [`asl::Execution`] without its history as JSON (its state and pending retry timer), plus
 //! the columns the engine queries: the unique `name` (what makes a start idempotent), `status`
-//! and the canonical `input`, and `transitions`, the length of its history. The history is
+//! and the SHA-256 of the canonical `input` (a repeated start must repeat it), and `transitions`, the length of its history. The history is
 //! kept apart (migration 4), so that a transition writes only what it added:
 //!
 //! - while the execution runs, each history event is a row of `execution_events`, appended
 //!   once: a save inserts the events the stored execution lacks and rewrites the small
 //!   execution document, instead of rewriting the whole history at every transition (which
 //!   made the file grow with the square of the history's length);
-//! - when it ends, the whole history is compacted into the row's `history` column as one
-//!   deflate-compressed JSON array (the events repeat the incident's payload state after
-//!   state, and compress ~10×) and its event rows are deleted, their pages reused by the
-//!   next executions. A redrive moves it back to rows.
+//! - when it ends, the whole execution, history included, is compacted into the row's
+//!   `history` column as one deflate-compressed JSON document (the events and the head repeat
+//!   the incident's payload state after state, and compress ~6×; the `execution` column is
+//!   left empty) and its event rows are deleted, their pages reused by the next executions.
+//!   A redrive moves it back to a head and rows.
 //!
 //! Every save is one savepoint in a transaction of the store's connection thread
 //! (`synchronous=FULL`, group-committed with whatever else is waiting: one disk sync for many
@@ -25,7 +26,7 @@
 
 use crate::adapters::SqliteStore;
 use crate::adapters::sqlite_store::sql_error;
-use crate::incident::timestamp;
+use crate::incident::{sha256_hex, timestamp};
 use crate::ports::StoreError;
 use asl::{Execution, Status};
 use chrono::{DateTime, Utc};
@@ -98,7 +99,7 @@ impl SqliteExecutions {
         at: DateTime<Utc>,
     ) -> Result<Inserted, StoreError> {
         let row = Row::new(execution, at, 0)?;
-        let input = input.to_owned();
+        let input = input_digest(input);
         let known = self.known.clone();
         self.store
             .with_connection(move |connection| {
@@ -133,7 +134,8 @@ impl SqliteExecutions {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                         })
                         .map_err(sql_error(&doing))?;
-                    if existing_input == input {
+                    // Files written before migration 4 hold the input itself.
+                    if existing_input == input || input_digest(&existing_input) == input {
                         let existing = load(&transaction, &arn, &head, history)?;
                         Inserted::Existing(Box::new(existing))
                     } else {
@@ -306,43 +308,41 @@ fn append_events(connection: &Connection, row: &Row, stored: usize) -> rusqlite:
     Ok(())
 }
 
-/// The execution stored as `head` (without its history) and `history` (compacted), or with
-/// its events in `execution_events`. A file written before migration 4 holds executions whose
-/// head has its history inside; migration 4 moved those to rows.
+/// The execution stored as `compacted` (an ended one: the whole execution, deflated), or as
+/// `head` (without its history) and its events in `execution_events`. A file written before
+/// migration 4 holds executions whose head has its history inside; migration 4 moved those to
+/// rows.
 fn load(
     connection: &Connection,
     arn: &str,
     head: &str,
-    history: Option<Vec<u8>>,
+    compacted: Option<Vec<u8>>,
 ) -> Result<Execution, StoreError> {
     let unreadable = |error: &dyn std::fmt::Display| {
         StoreError::Failed(format!(
             "the stored execution {arn} cannot be read: {error}"
         ))
     };
+    if let Some(compressed) = compacted {
+        let mut json = Vec::new();
+        DeflateDecoder::new(compressed.as_slice())
+            .read_to_end(&mut json)
+            .map_err(|e| unreadable(&e))?;
+        return serde_json::from_slice(&json).map_err(|e| unreadable(&e));
+    }
     let mut document: Value = serde_json::from_str(head).map_err(|e| unreadable(&e))?;
-    let events = match history {
-        Some(compressed) => {
-            let mut json = Vec::new();
-            DeflateDecoder::new(compressed.as_slice())
-                .read_to_end(&mut json)
-                .map_err(|e| unreadable(&e))?;
-            serde_json::from_slice(&json).map_err(|e| unreadable(&e))?
-        }
-        None => {
-            let doing = format!("read the history of execution {arn}");
-            let events: Vec<String> = connection
-                .prepare_cached(SELECT_EVENTS)
-                .and_then(|mut select| select.query_map(params![arn], |row| row.get(0))?.collect())
-                .map_err(sql_error(&doing))?;
-            let events = events
-                .iter()
-                .map(|event| serde_json::from_str(event))
-                .collect::<Result<Vec<Value>, _>>()
-                .map_err(|e| unreadable(&e))?;
-            Value::Array(events)
-        }
-    };
+    let doing = format!("read the history of execution {arn}");
+    let events: Vec<String> = connection
+        .prepare_cached(SELECT_EVENTS)
+        .and_then(|mut select| select.query_map(params![arn], |row| row.get(0))?.collect())
+        .map_err(sql_error(&doing))?;
+    let events = Value::Array(
+        events
+            .iter()
+            .map(|event| serde_json::from_str(event))
+            .collect::<Result<Vec<Value>, _>>()
+            .map_err(|e| unreadable(&e))?,
+    );
     match &mut document {
         Value::Object(fields) => {
             fields.insert("history".to_owned(), events);
@@ -356,7 +356,7 @@ fn load(
 enum History {
     /// A running execution's events from index `from` on, each as JSON.
     Appended { from: usize, events: Vec<String> },
-    /// An ended execution's whole history: a deflated JSON array.
+    /// An ended execution, history included: its deflated JSON (the head column is empty).
     Compacted(Vec<u8>),
 }
 
@@ -376,7 +376,7 @@ struct Row {
     status: String,
     updated_at: String,
     transitions: i64,
-    /// The execution without its history, JSON.
+    /// The execution without its history, JSON (empty once it has ended).
     head: String,
     history: History,
 }
@@ -389,22 +389,24 @@ impl Row {
         let failed = |error: &dyn std::fmt::Display| {
             StoreError::Failed(format!("serialize execution {}: {error}", info.name))
         };
-        let head = serde_json::to_string(&execution.without_history()).map_err(|e| failed(&e))?;
         let events = execution.history();
-        let history = if execution.status() == Status::Running {
+        let (head, history) = if execution.status() == Status::Running {
             let from = from.min(events.len());
-            History::Appended {
-                from,
-                events: events[from..]
-                    .iter()
-                    .map(serde_json::to_string)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| failed(&e))?,
-            }
+            let head =
+                serde_json::to_string(&execution.without_history()).map_err(|e| failed(&e))?;
+            let events = events[from..]
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<_, _>>()
+                .map_err(|e| failed(&e))?;
+            (head, History::Appended { from, events })
         } else {
+            // The head repeats the input and the last state's data that the history holds:
+            // deflated together, each is stored about once.
             let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-            serde_json::to_writer(&mut encoder, events).map_err(|e| failed(&e))?;
-            History::Compacted(encoder.finish().map_err(|e| failed(&e))?)
+            serde_json::to_writer(&mut encoder, execution).map_err(|e| failed(&e))?;
+            let blob = encoder.finish().map_err(|e| failed(&e))?;
+            (String::new(), History::Compacted(blob))
         };
         Ok(Self {
             arn: info.execution_arn.clone(),
@@ -438,6 +440,12 @@ fn lock(known: &Known) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
     known
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the `input` column holds: the canonical input's SHA-256, enough to tell a repeated
+/// start from a conflicting one (the input itself is in the execution).
+fn input_digest(input: &str) -> String {
+    format!("sha256:{}", sha256_hex(input.as_bytes()))
 }
 
 /// `RUNNING`, `FAILED`…: the status as Step Functions spells it.
