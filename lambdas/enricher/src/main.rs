@@ -9,7 +9,8 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
-#[tokio::main]
+// Lambda sends one invocation at a time: one thread, no worker pool to start (docs/performance.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = EnricherConfig::from_env()?;

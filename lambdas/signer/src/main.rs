@@ -8,7 +8,8 @@ use alarm_relay::signer;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main]
+// Lambda sends one invocation at a time: one thread, no worker pool to start (docs/performance.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = SignerConfig::from_env()?;
