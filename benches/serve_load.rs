@@ -295,7 +295,11 @@ async fn main() {
     }
     let mut latencies: Vec<f64> = sent
         .iter()
-        .filter_map(|(at, id)| received.get(id).map(|got| (*got - *at).as_seconds_f64() * 1e3))
+        .filter_map(|(at, id)| {
+            received
+                .get(id)
+                .map(|got| (*got - *at).as_seconds_f64() * 1e3)
+        })
         .collect();
     latencies.sort_by(f64::total_cmp);
 
