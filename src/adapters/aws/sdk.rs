@@ -24,7 +24,7 @@
 //! Every client speaks HTTPS through [`https_client`]: hyper with rustls on the ring crypto
 //! provider, the same stack as the webhook POST (`adapters::reqwest_transport`), so a Lambda
 //! links one TLS implementation. The SDK's default client uses rustls on aws-lc-rs instead, a
-//! C library that adds about 1.2 MB to each binary, a minute to each build, and a one-time
+//! C library that adds about 1.4 MB to each binary, a minute to each build, and a one-time
 //! entropy gathering (~20 ms) before the first handshake of a cold start. What that gives up,
 //! stated in docs/performance.md: the post-quantum hybrid key exchange (X25519MLKEM768) that
 //! aws-lc-rs prefers; TLS 1.3 and 1.2 with X25519/P-256 and AES-GCM/ChaCha20 remain, and the
