@@ -230,14 +230,13 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// `append`, with the episode row written first in the same transaction when given
-    /// (`decide`); `doing` names the operation in errors.
+    /// `append`, with the episode row written first in the same operation when given
+    /// (`decide`).
     async fn append_with(
         &self,
         episode: Option<&Episode>,
         next: &Incident,
         event: &NewEvent,
-        doing: &'static str,
     ) -> Result<(), StoreError> {
         let row = IncidentRow::new(next)?;
         // Version 0 is never stored, so nothing can be at `next.version - 1`.
@@ -248,13 +247,12 @@ impl SqliteStore {
         let event = EventRow::new(&row.id, next.event_count, event)?;
         let episode = episode.cloned();
         self.with_connection(move |connection| {
-            let doing = format!("{doing} {}", row.id);
-            let transaction = connection.savepoint().map_err(sql_error(&doing))?;
+            // Atomic on its own: the connection thread runs each operation in a savepoint.
             if let Some(episode) = &episode {
-                write_episode(&transaction, episode)?;
+                write_episode(connection, episode)?;
             }
-            row.append(&transaction, expected, &event)?;
-            transaction.commit().map_err(sql_error(&doing))
+            row.append(connection, expected, &event)?;
+            Ok(())
         })
         .await
     }
@@ -528,8 +526,8 @@ impl IncidentStore for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         self.with_connection(move |connection| {
             let doing = format!("create incident {}", row.id);
-            let transaction = connection.savepoint().map_err(sql_error(&doing))?;
-            let inserted = transaction
+            // Atomic on its own: the connection thread runs each operation in a savepoint.
+            let inserted = connection
                 .prepare_cached(INSERT_INCIDENT)
                 .and_then(|mut insert| {
                     insert.execute(params![
@@ -546,7 +544,7 @@ impl IncidentStore for SqliteStore {
                 .map_err(sql_error(&doing))?;
             if inserted == 0 {
                 // Read in the same transaction as the failed insert: the row is there.
-                return match read_projection(&transaction, &row.id)? {
+                return match read_projection(connection, &row.id)? {
                     Some(existing) => Ok(Created::Existing(Box::new(existing))),
                     None => Err(StoreError::Failed(format!(
                         "{doing}: the insert conflicted but no incident is stored"
@@ -554,17 +552,15 @@ impl IncidentStore for SqliteStore {
                 };
             }
             for event in &events {
-                event.insert(&transaction, &row.id)?;
+                event.insert(connection, &row.id)?;
             }
-            transaction.commit().map_err(sql_error(&doing))?;
             Ok(Created::New)
         })
         .await
     }
 
     async fn append(&self, next: &Incident, event: &NewEvent) -> Result<(), StoreError> {
-        self.append_with(None, next, event, "append to incident")
-            .await
+        self.append_with(None, next, event).await
     }
 
     async fn get(&self, id: &IncidentId) -> Result<Option<Incident>, StoreError> {
@@ -695,8 +691,7 @@ impl IncidentStore for SqliteStore {
         next: &Incident,
         event: &NewEvent,
     ) -> Result<(), StoreError> {
-        self.append_with(episode, next, event, "record the decision of incident")
-            .await
+        self.append_with(episode, next, event).await
     }
 
     async fn by_group(&self, group_key: &str, limit: usize) -> Result<Vec<Incident>, StoreError> {

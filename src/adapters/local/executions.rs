@@ -104,8 +104,8 @@ impl SqliteExecutions {
         self.store
             .with_connection(move |connection| {
                 let doing = format!("start execution {}", row.name);
-                let transaction = connection.savepoint().map_err(sql_error(&doing))?;
-                let inserted = transaction
+                // Atomic on its own: the connection thread runs each operation in a savepoint.
+                let inserted = connection
                     .prepare_cached(INSERT)
                     .and_then(|mut insert| {
                         insert.execute(params![
@@ -121,7 +121,7 @@ impl SqliteExecutions {
                     })
                     .map_err(sql_error(&doing))?;
                 let outcome = if inserted == 1 {
-                    append_events(&transaction, &row, 0).map_err(sql_error(&doing))?;
+                    append_events(connection, &row, 0).map_err(sql_error(&doing))?;
                     Inserted::New
                 } else {
                     let (existing_input, arn, head, history): (
@@ -129,20 +129,19 @@ impl SqliteExecutions {
                         String,
                         String,
                         Option<Vec<u8>>,
-                    ) = transaction
+                    ) = connection
                         .query_row(SELECT_BY_NAME, params![row.name], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                         })
                         .map_err(sql_error(&doing))?;
                     // Files written before migration 4 hold the input itself.
                     if existing_input == input || input_digest(&existing_input) == input {
-                        let existing = load(&transaction, &arn, &head, history)?;
+                        let existing = load(connection, &arn, &head, history)?;
                         Inserted::Existing(Box::new(existing))
                     } else {
                         Inserted::Conflict
                     }
                 };
-                transaction.commit().map_err(sql_error(&doing))?;
                 if matches!(outcome, Inserted::New) {
                     row.remember(&known);
                 }
