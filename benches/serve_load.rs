@@ -169,6 +169,22 @@ async fn paced(url: &str, bodies: Vec<String>, rate: u32) -> Vec<(DateTime<Utc>,
     sent
 }
 
+/// The receiver's record file, one parsed line per request; every one validly signed.
+fn received_lines(path: &std::path::Path) -> Vec<Value> {
+    let record = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<Value> = record
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(lines.iter().all(|line| line["signatureValid"] == true));
+    lines
+}
+
+/// The lines of requests the receiver accepted.
+fn accepted(lines: &[Value]) -> impl Iterator<Item = &Value> {
+    lines.iter().filter(|line| line["outcome"] == "accepted")
+}
+
 /// The value below which `share` of the sorted `values` lie.
 fn percentile(sorted: &[f64], share: f64) -> f64 {
     let rank = ((sorted.len() as f64 * share).ceil() as usize).clamp(1, sorted.len().max(1));
@@ -258,16 +274,13 @@ async fn main() {
     for status in &answers {
         *counts.entry(*status).or_default() += 1;
     }
-    let record = std::fs::read_to_string(dir.path().join("received.jsonl")).unwrap();
+    let record_path = dir.path().join("received.jsonl");
+    let record = received_lines(&record_path);
     let mut delivered: HashMap<String, usize> = HashMap::new();
-    for line in record.lines() {
-        let line: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(line["signatureValid"], true);
-        if line["outcome"] == "accepted" {
-            *delivered
-                .entry(line["incidentId"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
+    for line in accepted(&record) {
+        *delivered
+            .entry(line["incidentId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     let once = delivered.values().filter(|count| **count == 1).count();
     let wal_size = file_size(&db.with_extension("db-wal"));
@@ -281,17 +294,12 @@ async fn main() {
     // 3. Latency at a fixed rate, on the same running pipeline.
     let offered = (options.rate * options.seconds) as usize;
     let fresh: Vec<String> = (0..offered).map(|n| event(1_000_000 + n)).collect();
-    let seen = record.lines().count();
     let sent = paced(&events_url, fresh, options.rate).await;
     pipeline.engine.wait_idle().await;
-    let record = std::fs::read_to_string(dir.path().join("received.jsonl")).unwrap();
     let mut received: HashMap<String, DateTime<Utc>> = HashMap::new();
-    for line in record.lines().skip(seen) {
-        let line: Value = serde_json::from_str(line).unwrap();
-        if line["outcome"] == "accepted" {
-            let at = DateTime::parse_from_rfc3339(line["receivedAt"].as_str().unwrap()).unwrap();
-            received.insert(line["incidentId"].as_str().unwrap().to_owned(), at.into());
-        }
+    for line in accepted(&received_lines(&record_path)[record.len()..]) {
+        let at = DateTime::parse_from_rfc3339(line["receivedAt"].as_str().unwrap()).unwrap();
+        received.insert(line["incidentId"].as_str().unwrap().to_owned(), at.into());
     }
     let mut latencies: Vec<f64> = sent
         .iter()
