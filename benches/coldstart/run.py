@@ -119,6 +119,15 @@ def peak_rss_kib(pid):
     return None
 
 
+def end(process, grace_s=5):
+    """Stops a helper process: SIGTERM, then SIGKILL if it is still there after ``grace_s``."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def tail(path, lines=15, redact=()):
     try:
         text = Path(path).read_text(errors="replace")
@@ -160,11 +169,7 @@ class LineProcess:
             return len(self.lines)
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        end(self.process)
         self._log.close()
 
 
@@ -252,11 +257,7 @@ class Bench:
         for service in self.services:
             service.stop()
         if getattr(self, "moto", None):
-            self.moto.terminate()
-            try:
-                self.moto.wait(5)
-            except subprocess.TimeoutExpired:
-                self.moto.kill()
+            end(self.moto)
             self.moto_log.close()
 
     # the Lambda environment -------------------------------------------------------------------
