@@ -14,9 +14,10 @@
 //!    from its POST to the receiver recording its webhook: p50, p99 and max.
 //!
 //! `cargo bench --bench serve_load -- [--events N] [--senders C] [--duplicates SHARE]
-//! [--rate R] [--seconds S]` (defaults 2000 events, 8 senders, no copies, 200/s for 10 s;
-//! `--duplicates 0.3` makes 30% of the N events copies); `--smoke` runs 100 events and 1 s at
-//! 50/s (what CI runs: no timing is asserted, the delivery checks are).
+//! [--rate R] [--seconds S] [--keep-db FILE]` (defaults 2000 events, 8 senders, no copies, 200/s for 10 s;
+//! `--duplicates 0.3` makes 30% of the N events copies; `--keep-db` copies the database as
+//! it is after the pipeline phase, for `benches/growth/run.py`); `--smoke` runs 100 events and
+//! 1 s at 50/s (what CI runs: no timing is asserted, the delivery checks are).
 //! Figures: events/s of both and their ratio, the latency percentiles, and the store's bytes
 //! per delivered incident: the database file after a WAL checkpoint (the file that stays) and
 //! the WAL as it was before it (transient: SQLite reuses it from its start after each
@@ -45,6 +46,8 @@ struct Options {
     duplicates: f64,
     rate: u32,
     seconds: u32,
+    /// Where to copy the database after the pipeline phase's checkpoint.
+    keep_db: Option<std::path::PathBuf>,
 }
 
 fn options() -> Options {
@@ -54,6 +57,7 @@ fn options() -> Options {
         duplicates: 0.0,
         rate: 200,
         seconds: 10,
+        keep_db: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -64,6 +68,7 @@ fn options() -> Options {
             "--duplicates" => options.duplicates = value().parse().expect("--duplicates SHARE"),
             "--rate" => options.rate = value().parse().expect("--rate R"),
             "--seconds" => options.seconds = value().parse().expect("--seconds S"),
+            "--keep-db" => options.keep_db = Some(value().into()),
             "--smoke" => {
                 options.events = 100;
                 options.rate = 50;
@@ -290,6 +295,10 @@ async fn main() {
         .unwrap();
     drop(checkpoint);
     let db_size = file_size(&db);
+    if let Some(keep) = &options.keep_db {
+        // Consistent: the WAL was just truncated and the pipeline is idle.
+        std::fs::copy(&db, keep).unwrap_or_else(|e| panic!("--keep-db {}: {e}", keep.display()));
+    }
 
     // 3. Latency at a fixed rate, on the same running pipeline.
     let offered = (options.rate * options.seconds) as usize;
