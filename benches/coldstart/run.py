@@ -46,35 +46,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from bench_venv import ensure_venv  # noqa: E402  (benches/bench_venv.py)
+
 REPO = HERE.parent.parent
 VENV = HERE / ".venv"
 REQUIREMENTS = ["moto[server]>=5.2,<6", "boto3", "urllib3", "cryptography"]
 RUST_FUNCTIONS = ["intake", "enricher", "recorder", "signer", "sweeper"]
 BASELINE = "seed"
 RUN_TIMEOUT_S = 60  # twice the functions' Lambda timeout (30 s)
-
-
-# --- the venv -------------------------------------------------------------------------------
-
-def ensure_venv():
-    """Creates/reuses .venv with REQUIREMENTS, then re-executes this script with its Python."""
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    python = VENV / "bin" / "python"
-    marker = VENV / ".bench-requirements"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    try:
-        if not python.exists():
-            print(f"coldstart: creating {VENV}", file=sys.stderr)
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        if not marker.exists() or marker.read_text() != wanted:
-            print(f"coldstart: installing {', '.join(REQUIREMENTS)} into {VENV}", file=sys.stderr)
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                            "--disable-pip-version-check", *REQUIREMENTS], check=True)
-            marker.write_text(wanted)
-    except (OSError, subprocess.CalledProcessError) as error:
-        sys.exit(f"coldstart: step 'venv' failed: {error}")
-    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -567,5 +547,5 @@ def main():
 
 
 if __name__ == "__main__":
-    ensure_venv()
+    ensure_venv(VENV, REQUIREMENTS, Path(__file__), "coldstart")
     sys.exit(main())

@@ -16,7 +16,6 @@ On first use it creates benches/growth/.venv and installs matplotlib into it.
 """
 
 import argparse
-import os
 import re
 import sqlite3
 import statistics
@@ -25,7 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # keep benches/ free of __pycache__
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from bench_venv import ensure_venv  # noqa: E402  (benches/bench_venv.py)
+
 REPO = HERE.parent.parent
 VENV = HERE / ".venv"
 REQUIREMENTS = ["matplotlib>=3.8,<4"]
@@ -52,23 +55,6 @@ AUDIT_QUERIES = [
 ]
 
 
-def ensure_venv():
-    """Creates/reuses .venv with REQUIREMENTS, then re-executes this script with its Python."""
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    python = VENV / "bin" / "python"
-    marker = VENV / ".bench-requirements"
-    wanted = "\n".join(REQUIREMENTS) + "\n"
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        if not marker.exists() or marker.read_text() != wanted:
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                            "--disable-pip-version-check", *REQUIREMENTS], check=True)
-            marker.write_text(wanted)
-    except (OSError, subprocess.CalledProcessError) as error:
-        sys.exit(f"growth: step 'venv' failed: {error}")
-    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
 def parse(text):
@@ -165,7 +151,7 @@ def main():
     parser.add_argument("--db", type=Path, help="the database to explain (with --from-logs)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "growth.png")
     args = parser.parse_args()
-    ensure_venv()
+    ensure_venv(VENV, REQUIREMENTS, Path(__file__), "growth")
     if args.from_logs:
         rows = [parse(path.read_text()) for path in args.from_logs]
         db = args.db
