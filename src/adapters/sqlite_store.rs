@@ -149,7 +149,6 @@ const SELECT_BY_ALARM: &str = "SELECT incident_id, projection FROM incidents
     WHERE alarm_name = ?1 AND alarm_name <> ''
     ORDER BY created_at DESC, incident_id DESC LIMIT ?2";
 
-/// The literal `'RECEIVED'` matches the partial index's condition so that SQLite may use it.
 /// `group_key IS NOT NULL` repeats the partial index's condition so that SQLite may use it.
 const SELECT_BY_GROUP: &str = "SELECT incident_id, projection FROM incidents
     WHERE group_key = ?1 AND group_key IS NOT NULL
@@ -164,6 +163,7 @@ const INSERT_EPISODE: &str =
 const UPDATE_EPISODE: &str =
     "UPDATE episodes SET version = ?2, episode = ?3 WHERE group_key = ?1 AND version = ?4";
 
+/// The literal `'RECEIVED'` matches the partial index's condition so that SQLite may use it.
 const SELECT_OUTBOX: &str = "SELECT incident_id, projection FROM incidents
     WHERE status = 'RECEIVED' AND created_at < ?1
     ORDER BY created_at ASC, incident_id ASC LIMIT ?2";
