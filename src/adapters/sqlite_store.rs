@@ -4,7 +4,9 @@
 //! The table `incidents` holds one row per incident: the projection as the JSON of
 //! [`Incident`], plus the columns the queries need (`status`, `alarm_name`, `created_at`,
 //! `updated_at`) and `version`, the condition of every write. The table `incident_events` is
-//! the append-only log, keyed by `(incident_id, seq)`, each event's `data` kept as JSON text.
+//! the append-only log, keyed by `(incident_id, seq)`, each event's `data` its JSON. The
+//! projection, the events' data and the episodes are JSON text, deflated into a BLOB once they
+//! are long enough for that to pay ([`packed`]).
 //! Three indexes answer the operators' questions with the same names as the DynamoDB GSIs:
 //! `incidents_by_status (status, updated_at)`, `incidents_by_alarm (alarm_name, created_at)`
 //! (partial: rejected inputs have no alarm name) and `incidents_outbox (created_at)` (partial:
@@ -41,8 +43,10 @@
 //! The schema is built by [`MIGRATIONS`], applied in order over `PRAGMA user_version` inside one
 //! transaction when a store is opened, so two processes opening a new file at once cannot both
 //! migrate it. The list is only ever appended to, and entries only add tables, columns and
-//! indexes: a file migrated by a newer build still works with an older one, which applies
-//! nothing and ignores what it does not know (the projection JSON tolerates unknown fields).
+//! indexes. A build reads every file an older one wrote: a column holds text or a packed BLOB,
+//! and the projection JSON tolerates unknown fields. The reverse does not hold: a build from
+//! before packed documents (or before migration 4's compacted executions) cannot read the
+//! BLOBs of a newer one, so a file is not taken back to an older build.
 
 use crate::episode::Episode;
 use crate::event::IncidentId;
@@ -56,6 +60,9 @@ use std::path::Path;
 use std::time::Duration;
 
 mod group_commit;
+pub(crate) mod packed;
+
+use packed::{Packed, Unpacked};
 
 /// How long a write waits for another process's lock before the store is
 /// [`StoreError::Unavailable`].
@@ -318,7 +325,7 @@ struct IncidentRow {
     created_at: String,
     updated_at: String,
     version: i64,
-    projection: String,
+    projection: Packed,
     group_key: Option<String>,
 }
 
@@ -334,7 +341,7 @@ impl IncidentRow {
             created_at: incident.created_at.clone(),
             updated_at: incident.updated_at.clone(),
             version: to_sql_integer(incident.version, "version", &id)?,
-            projection,
+            projection: Packed::new(projection),
             group_key: incident
                 .correlation
                 .as_ref()
@@ -382,6 +389,7 @@ fn write_episode(transaction: &Connection, episode: &Episode) -> Result<(), Stor
     let key = &episode.group_key;
     let doing = format!("write the episode of {key}");
     let text = serde_json::to_string(episode)
+        .map(Packed::new)
         .map_err(|error| StoreError::Failed(format!("{doing}: {error}")))?;
     let version = to_sql_integer(episode.version, "episode version", key)?;
     let written = if episode.version <= 1 {
@@ -405,7 +413,7 @@ struct EventRow {
     seq: i64,
     kind: &'static str,
     at: String,
-    data: String,
+    data: Packed,
 }
 
 impl EventRow {
@@ -420,7 +428,7 @@ impl EventRow {
             seq: to_sql_integer(seq, "event seq", id)?,
             kind: event.kind.as_str(),
             at: event.at.clone(),
-            data,
+            data: Packed::new(data),
         })
     }
 
@@ -455,11 +463,12 @@ fn parse_projection(id: &str, text: &str) -> Result<Incident, StoreError> {
 }
 
 fn read_projection(connection: &Connection, id: &str) -> Result<Option<Incident>, StoreError> {
-    let text: Option<String> = connection
+    let text: Option<Unpacked> = connection
         .prepare_cached(SELECT_PROJECTION)
         .and_then(|mut select| select.query_row([id], |row| row.get(0)).optional())
         .map_err(sql_error(&format!("read incident {id}")))?;
-    text.map(|text| parse_projection(id, &text)).transpose()
+    text.map(|Unpacked(text)| parse_projection(id, &text))
+        .transpose()
 }
 
 /// Runs a query whose columns are `incident_id, projection`, and parses each projection.
@@ -469,7 +478,7 @@ fn read_projections(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<Incident>, StoreError> {
-    let rows: Vec<(String, String)> = connection
+    let rows: Vec<(String, Unpacked)> = connection
         .prepare_cached(sql)
         .and_then(|mut select| {
             select
@@ -478,7 +487,7 @@ fn read_projections(
         })
         .map_err(sql_error(doing))?;
     rows.into_iter()
-        .map(|(id, text)| parse_projection(&id, &text))
+        .map(|(id, Unpacked(text))| parse_projection(&id, &text))
         .collect()
 }
 
@@ -571,7 +580,7 @@ impl IncidentStore for SqliteStore {
 
     async fn events(&self, id: &IncidentId) -> Result<Vec<IncidentEvent>, StoreError> {
         let id = id.as_str().to_owned();
-        let rows: Vec<(i64, String, String, String)> = {
+        let rows: Vec<(i64, String, String, Unpacked)> = {
             let id = id.clone();
             self.with_connection(move |connection| {
                 connection
@@ -588,7 +597,7 @@ impl IncidentStore for SqliteStore {
             .await?
         };
         rows.into_iter()
-            .map(|(seq, kind, at, data)| {
+            .map(|(seq, kind, at, Unpacked(data))| {
                 let seq = u64::try_from(seq).map_err(|_| {
                     StoreError::Failed(format!("incident {id} has an event with seq {seq}"))
                 })?;
@@ -672,11 +681,11 @@ impl IncidentStore for SqliteStore {
         let key = group_key.to_owned();
         self.with_connection(move |connection| {
             let doing = format!("read the episode of {key}");
-            let text: Option<String> = connection
+            let text: Option<Unpacked> = connection
                 .prepare_cached(SELECT_EPISODE)
                 .and_then(|mut select| select.query_row([&key], |row| row.get(0)).optional())
                 .map_err(sql_error(&doing))?;
-            text.map(|text| {
+            text.map(|Unpacked(text)| {
                 serde_json::from_str(&text)
                     .map_err(|error| StoreError::Failed(format!("{doing}: {error}")))
             })
@@ -808,6 +817,77 @@ mod tests {
             matches!(&error, StoreError::Failed(text) if text.contains("unusable")),
             "{error:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn long_documents_are_stored_deflated_and_text_rows_from_before_read_back() {
+        let raw = include_bytes!("../../tests/fixtures/metric-alarm.json");
+        let event = crate::event::AlarmEvent::parse(raw).unwrap();
+        let now = Utc::now();
+        let mut incident = crate::incident::received(&event, raw, now, None, false);
+        incident.event_count = 2;
+        let short = serde_json::json!({"statusCode": 202});
+        let events = [
+            NewEvent::new(EventType::Received, now, event.raw().clone()),
+            NewEvent::new(EventType::Delivered, now, short.clone()),
+        ];
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(store.create(&incident, &events).await, Ok(Created::New));
+
+        let id = incident.incident_id.as_str().to_owned();
+        let kinds = store
+            .with_connection(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT (SELECT typeof(projection) FROM incidents WHERE incident_id = ?1),
+                                group_concat(typeof(data), ',' ORDER BY seq)
+                         FROM incident_events WHERE incident_id = ?1",
+                        [&id],
+                        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+                    )
+                    .map_err(sql_error("typeof"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(kinds, ("blob".to_owned(), "blob,text".to_owned()));
+        let read = store.events(&incident.incident_id).await.unwrap();
+        assert_eq!(read[0].data, *event.raw());
+        assert_eq!(read[1].data, short);
+        assert_eq!(
+            store.get(&incident.incident_id).await.unwrap(),
+            Some(incident.clone())
+        );
+
+        // A row as builds before packed documents wrote it: all text.
+        let mut legacy = incident.clone();
+        legacy.incident_id = IncidentId::new("legacy", "2026-11-24T10:00:00.000+0000");
+        let projection = serde_json::to_string(&legacy).unwrap();
+        let data = event.raw().to_string();
+        let legacy_id = legacy.incident_id.as_str().to_owned();
+        store
+            .with_connection(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO incidents (incident_id, status, alarm_name, created_at,
+                             updated_at, version, projection) VALUES (?1, 'RECEIVED', 'a', '', '', 1, ?2)",
+                        params![legacy_id, projection],
+                    )
+                    .and_then(|_| {
+                        connection.execute(
+                            "INSERT INTO incident_events VALUES (?1, 1, 'Received', '', ?2)",
+                            params![legacy_id, data],
+                        )
+                    })
+                    .map_err(sql_error("insert a text row"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&legacy.incident_id).await.unwrap(),
+            Some(legacy.clone())
+        );
+        let read = store.events(&legacy.incident_id).await.unwrap();
+        assert_eq!(read[0].data, *event.raw());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

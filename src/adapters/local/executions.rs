@@ -25,18 +25,15 @@
 //! learns that it is stale.
 
 use crate::adapters::SqliteStore;
+use crate::adapters::sqlite_store::packed::{deflate, inflate};
 use crate::adapters::sqlite_store::sql_error;
 use crate::incident::{sha256_hex, timestamp};
 use crate::ports::StoreError;
 use asl::{Execution, Status};
 use chrono::{DateTime, Utc};
-use flate2::Compression;
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
 const INSERT: &str = "INSERT INTO executions
@@ -323,10 +320,7 @@ fn load(
         ))
     };
     if let Some(compressed) = compacted {
-        let mut json = Vec::new();
-        DeflateDecoder::new(compressed.as_slice())
-            .read_to_end(&mut json)
-            .map_err(|e| unreadable(&e))?;
+        let json = inflate(&compressed).map_err(|e| unreadable(&e))?;
         return serde_json::from_slice(&json).map_err(|e| unreadable(&e));
     }
     let mut document: Value = serde_json::from_str(head).map_err(|e| unreadable(&e))?;
@@ -402,14 +396,11 @@ impl Row {
         } else {
             // The head repeats the input and the last state's data that the history holds:
             // deflated together, each is stored about once.
-            // Serialized first, compressed in one write: flate2 zeroes the spare capacity of its
+            // Serialized first, compressed in one call: flate2 zeroes the spare capacity of its
             // output at every write, and serde_json writes fragment by fragment (that was 37%
             // of the engine's CPU, docs/performance.md).
             let json = serde_json::to_vec(execution).map_err(|e| failed(&e))?;
-            let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-            encoder.write_all(&json).map_err(|e| failed(&e))?;
-            let blob = encoder.finish().map_err(|e| failed(&e))?;
-            (String::new(), History::Compacted(blob))
+            (String::new(), History::Compacted(deflate(&json)))
         };
         Ok(Self {
             arn: info.execution_arn.clone(),
