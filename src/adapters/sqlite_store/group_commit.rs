@@ -146,7 +146,7 @@ fn serve(mut connection: Connection, queue: mpsc::Receiver<Box<dyn Job>>) {
 /// Runs `batch` in one transaction and answers each job; answers whether a job panicked.
 fn commit_batch(connection: &mut Connection, batch: Vec<Box<dyn Job>>) -> bool {
     let doing = format!("begin a transaction of {} operation(s)", batch.len());
-    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = execute(connection, "BEGIN IMMEDIATE") {
         let error = classify(&doing, &error);
         batch.into_iter().for_each(|job| job.refuse(error.clone()));
         return false;
@@ -155,14 +155,14 @@ fn commit_batch(connection: &mut Connection, batch: Vec<Box<dyn Job>>) -> bool {
     let mut jobs = batch.into_iter();
     let mut panicked = false;
     for job in jobs.by_ref() {
-        if let Err(error) = connection.execute_batch("SAVEPOINT operation") {
+        if let Err(error) = execute(connection, "SAVEPOINT operation") {
             job.refuse(sql_error("open a savepoint")(error));
             continue;
         }
         match catch_unwind(AssertUnwindSafe(|| job.run(connection))) {
             Ok((true, answer)) => {
                 answers.push(answer);
-                if let Err(error) = connection.execute_batch("RELEASE operation") {
+                if let Err(error) = execute(connection, "RELEASE operation") {
                     tracing::error!(%error, "SQLite refused to release a savepoint");
                 }
             }
@@ -179,9 +179,7 @@ fn commit_batch(connection: &mut Connection, batch: Vec<Box<dyn Job>>) -> bool {
         }
     }
     jobs.for_each(|job| job.refuse(unusable()));
-    let commit = connection
-        .execute_batch("COMMIT")
-        .map_err(|error| classify("commit", &error));
+    let commit = execute(connection, "COMMIT").map_err(|error| classify("commit", &error));
     if commit.is_err() {
         // A failed COMMIT can leave the transaction open; end it so the next batch can begin.
         let _ = connection.execute_batch("ROLLBACK");
@@ -193,7 +191,16 @@ fn commit_batch(connection: &mut Connection, batch: Vec<Box<dyn Job>>) -> bool {
 }
 
 fn rollback_operation(connection: &Connection) {
-    if let Err(error) = connection.execute_batch("ROLLBACK TO operation; RELEASE operation") {
+    if let Err(error) = execute(connection, "ROLLBACK TO operation")
+        .and_then(|()| execute(connection, "RELEASE operation"))
+    {
         tracing::error!(%error, "SQLite refused to roll back to a savepoint");
     }
+}
+
+/// Runs one statement of the batch's own (`BEGIN`, `SAVEPOINT`, …), prepared once per
+/// connection: they run several times per batch, and parsing them each time showed in
+/// profiles.
+fn execute(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
 }
