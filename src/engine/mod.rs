@@ -370,10 +370,11 @@ impl Inner {
     ) -> Result<Value, (String, String)> {
         let function = asl::function_name(&parameters, resource).unwrap_or_default();
         let (payload, wrapped) = if resource == asl::LAMBDA_INVOKE {
-            (
-                parameters.get("Payload").cloned().unwrap_or(json!({})),
-                true,
-            )
+            let payload = match parameters {
+                Value::Object(mut parameters) => parameters.remove("Payload"),
+                _ => None,
+            };
+            (payload.unwrap_or(json!({})), true)
         } else {
             (parameters, false)
         };

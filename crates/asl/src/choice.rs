@@ -6,13 +6,14 @@ use serde_json::Value;
 
 use crate::definition::{ChoiceRule, Condition, Operand, Relation, Test, TypeCheck, ValueKind};
 use crate::io::StateError;
+use crate::path::ContextObject;
 use crate::{path, timestamp};
 
 /// The `Next` of the first rule that matches `input`, if any.
 pub(crate) fn choose<'a>(
     choices: &'a [ChoiceRule],
     input: &Value,
-    context: &Value,
+    context: &dyn ContextObject,
 ) -> Result<Option<&'a str>, StateError> {
     for rule in choices {
         if evaluate(&rule.condition, input, context)? {
@@ -24,7 +25,11 @@ pub(crate) fn choose<'a>(
 
 /// Evaluates a condition. A `Variable` (or `…Path` operand) that selects nothing is a
 /// `States.Runtime` error, except under `IsPresent`; a type mismatch makes a comparison false.
-fn evaluate(condition: &Condition, input: &Value, context: &Value) -> Result<bool, StateError> {
+fn evaluate(
+    condition: &Condition,
+    input: &Value,
+    context: &dyn ContextObject,
+) -> Result<bool, StateError> {
     match condition {
         Condition::And(all) => {
             for condition in all {
@@ -62,7 +67,7 @@ fn test_value(
     test: &Test,
     value: &Value,
     input: &Value,
-    context: &Value,
+    context: &dyn ContextObject,
 ) -> Result<bool, StateError> {
     Ok(match test {
         Test::Compare {

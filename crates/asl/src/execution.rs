@@ -12,10 +12,12 @@ use crate::history::{
     TaskScheduledEventDetails, TaskStartedEventDetails, TaskSucceededEventDetails,
 };
 use crate::io::{self, StateError, text};
+use crate::path::ContextObject;
 use crate::{
     Action, Env, ExecutionInfo, Failure, RedriveError, StateMachine, Status, StepError, choice,
     intrinsics, path, retry, timestamp,
 };
+use std::cell::OnceCell;
 
 /// Step Functions' quota of history events per execution; an execution that would exceed it
 /// fails (this also ends loops of states that never wait).
@@ -537,7 +539,7 @@ impl Execution {
             }
             Kind::Choice { choices, default } => {
                 let context = self.context(&visit);
-                let chosen = io::filter(
+                let chosen = io::filter_borrowed(
                     "InputPath",
                     state.input_path.as_deref(),
                     &visit.input,
@@ -547,10 +549,10 @@ impl Execution {
                     let next = choice::choose(choices, &effective, &context)?
                         .or(default.as_deref())
                         .map(str::to_owned);
-                    let output = io::filter(
+                    let output = io::filter_owned(
                         "OutputPath",
                         state.output_path.as_deref(),
-                        &effective,
+                        effective.into_owned(),
                         &context,
                     )?;
                     Ok((next, output))
@@ -579,17 +581,17 @@ impl Execution {
             },
             Kind::Succeed => {
                 let context = self.context(&visit);
-                let output = io::filter(
+                let output = io::filter_borrowed(
                     "InputPath",
                     state.input_path.as_deref(),
                     &visit.input,
                     &context,
                 )
                 .and_then(|effective| {
-                    io::filter(
+                    io::filter_owned(
                         "OutputPath",
                         state.output_path.as_deref(),
-                        &effective,
+                        effective.into_owned(),
                         &context,
                     )
                 });
@@ -623,7 +625,7 @@ impl Execution {
         env: &mut dyn Env,
     ) -> Result<Value, StateError> {
         let context = self.context(visit);
-        let effective = io::filter(
+        let effective = io::filter_borrowed(
             "InputPath",
             state.input_path.as_deref(),
             &visit.input,
@@ -636,7 +638,7 @@ impl Execution {
                     env.random()
                 })?
             }
-            (None, None) => effective,
+            (None, None) => effective.into_owned(),
         };
         let placed = io::place(
             "ResultPath",
@@ -644,12 +646,7 @@ impl Execution {
             visit.input.clone(),
             produced,
         )?;
-        io::filter(
-            "OutputPath",
-            state.output_path.as_deref(),
-            &placed,
-            &context,
-        )
+        io::filter_owned("OutputPath", state.output_path.as_deref(), placed, &context)
     }
 
     /// A Wait state's deadline and output.
@@ -660,7 +657,7 @@ impl Execution {
         visit: &Visit,
     ) -> Result<(DateTime<Utc>, Value), StateError> {
         let context = self.context(visit);
-        let effective = io::filter(
+        let effective = io::filter_borrowed(
             "InputPath",
             state.input_path.as_deref(),
             &visit.input,
@@ -691,10 +688,10 @@ impl Execution {
                     })?
             }
         };
-        let output = io::filter(
+        let output = io::filter_owned(
             "OutputPath",
             state.output_path.as_deref(),
-            &effective,
+            effective.into_owned(),
             &context,
         )?;
         Ok((until, output))
@@ -738,7 +735,7 @@ impl Execution {
     /// prevents it).
     fn schedule(&mut self, state: &State, task: &Task, visit: Visit, env: &mut dyn Env) -> Next {
         let context = self.context(&visit);
-        let parameters = io::filter(
+        let parameters = io::filter_borrowed(
             "InputPath",
             state.input_path.as_deref(),
             &visit.input,
@@ -750,7 +747,7 @@ impl Execution {
                     env.random()
                 })
             }
-            None => Ok(effective),
+            None => Ok(effective.into_owned()),
         });
         let parameters = match parameters {
             Ok(parameters) => parameters,
@@ -830,12 +827,7 @@ impl Execution {
             visit.input.clone(),
             selected,
         )?;
-        io::filter(
-            "OutputPath",
-            state.output_path.as_deref(),
-            &placed,
-            &context,
-        )
+        io::filter_owned("OutputPath", state.output_path.as_deref(), placed, &context)
     }
 
     /// Applies a Task's Retry, then Catch, to `error`; unhandled (or `States.Runtime`), the
@@ -1031,7 +1023,16 @@ impl Execution {
     }
 
     /// The context object (`$$`) for a state entry.
-    fn context(&self, visit: &Visit) -> Value {
+    /// The context object (`$$`) of `visit`, built only if a path asks for it.
+    fn context<'a>(&'a self, visit: &'a Visit) -> Context<'a> {
+        Context {
+            execution: self,
+            visit,
+            document: OnceCell::new(),
+        }
+    }
+
+    fn context_document(&self, visit: &Visit) -> Value {
         let mut execution = json!({
             "Id": self.info.execution_arn,
             "Input": self.input,
@@ -1090,6 +1091,20 @@ impl Execution {
         details(&mut event);
         self.history.push(event);
         id
+    }
+}
+
+/// The context object of one state entry, built on first use.
+struct Context<'a> {
+    execution: &'a Execution,
+    visit: &'a Visit,
+    document: OnceCell<Value>,
+}
+
+impl ContextObject for Context<'_> {
+    fn document(&self) -> &Value {
+        self.document
+            .get_or_init(|| self.execution.context_document(self.visit))
     }
 }
 

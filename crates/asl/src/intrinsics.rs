@@ -28,7 +28,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Number, Value};
 use sha2::Digest as _;
 
-use crate::path;
+use crate::path::{self, ContextObject};
 
 /// How deeply intrinsic calls may nest inside one another.
 const MAX_NESTING: usize = 10;
@@ -81,7 +81,7 @@ pub fn validate(expression: &str) -> Result<(), String> {
 pub fn evaluate(
     expression: &str,
     input: &Value,
-    context: &Value,
+    context: &dyn ContextObject,
     random: &mut dyn FnMut() -> f64,
 ) -> Result<Value, IntrinsicError> {
     let fail = |problem: String| IntrinsicError {
@@ -569,7 +569,7 @@ fn quote(value: &Value) -> String {
 /// Runs parsed calls against one document and context object.
 struct Evaluator<'a> {
     input: &'a Value,
-    context: &'a Value,
+    context: &'a dyn ContextObject,
     random: &'a mut dyn FnMut() -> f64,
 }
 

@@ -2,8 +2,9 @@
 //! ResultPath and OutputPath, with the errors each raises.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
-use crate::path::{self, PathError};
+use crate::path::{self, ContextObject, PathError};
 use crate::{intrinsics, retry};
 
 /// `States.ResultPathMatchFailure`: ResultPath could not be applied to the state's input.
@@ -43,12 +44,38 @@ pub(crate) fn filter(
     field: &str,
     path: Option<&str>,
     input: &Value,
-    context: &Value,
+    context: &dyn ContextObject,
 ) -> Result<Value, StateError> {
     let Some(path) = path else {
         return Ok(Value::Object(Map::new()));
     };
     path::select(path, input, context).map_err(|error| not_found(field, path, input, &error))
+}
+
+/// [`filter`] that borrows `input` for `$` (the default) instead of copying it.
+pub(crate) fn filter_borrowed<'a>(
+    field: &str,
+    path: Option<&str>,
+    input: &'a Value,
+    context: &dyn ContextObject,
+) -> Result<Cow<'a, Value>, StateError> {
+    match path {
+        Some("$") => Ok(Cow::Borrowed(input)),
+        _ => filter(field, path, input, context).map(Cow::Owned),
+    }
+}
+
+/// [`filter`] of a document the caller gives up: `$` (the default) answers it as it is.
+pub(crate) fn filter_owned(
+    field: &str,
+    path: Option<&str>,
+    input: Value,
+    context: &dyn ContextObject,
+) -> Result<Value, StateError> {
+    match path {
+        Some("$") => Ok(input),
+        _ => filter(field, path, &input, context),
+    }
 }
 
 /// Applies `ResultPath` (named `field`): `None` (JSON `null`) discards the result and keeps the
@@ -63,11 +90,13 @@ pub(crate) fn place(
     let Some(path) = path else {
         return Ok(input);
     };
-    let shown = text(&input);
-    path::set(path, input, result).map_err(|_| {
+    path::set_or_keep(path, input, result).map_err(|input| {
         StateError::new(
             RESULT_PATH_MATCH_FAILURE,
-            format!("Unable to apply {field} '{path}' to input '{shown}'"),
+            format!(
+                "Unable to apply {field} '{path}' to input '{}'",
+                text(&input)
+            ),
         )
     })
 }
@@ -79,7 +108,7 @@ pub(crate) fn template(
     field: &str,
     template: &Value,
     input: &Value,
-    context: &Value,
+    context: &dyn ContextObject,
     random: &mut dyn FnMut() -> f64,
 ) -> Result<Value, StateError> {
     match template {
@@ -115,7 +144,7 @@ fn template_in(
     field: &str,
     item: &Value,
     input: &Value,
-    context: &Value,
+    context: &dyn ContextObject,
     random: &mut dyn FnMut() -> f64,
 ) -> Result<Value, StateError> {
     match item {

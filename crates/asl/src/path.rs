@@ -63,17 +63,29 @@ pub fn validate_reference_path(path: &str) -> Result<(), String> {
     }
 }
 
+/// The context object that `$$` paths select from: a document, or one built on first use
+/// (most paths never look at it, and it holds the whole execution input).
+pub trait ContextObject {
+    fn document(&self) -> &Value;
+}
+
+impl ContextObject for Value {
+    fn document(&self) -> &Value {
+        self
+    }
+}
+
 /// Applies `path` to `input`, or to `context` when the path starts with `$$`.
 ///
 /// A definite path that selects nothing, or a string that is not a path at all, is
 /// [`PathError::NotFound`]; a path that can match several nodes yields an array of the matches.
-pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+pub fn select(path: &str, input: &Value, context: &dyn ContextObject) -> Result<Value, PathError> {
     let Ok(parsed) = parse(path) else {
         return Err(not_found(path, input));
     };
     let document = match parsed.root {
         Root::Input => input,
-        Root::Context => context,
+        Root::Context => context.document(),
     };
     let mut matches = parsed.matches(document);
     if !parsed.is_definite() {
@@ -89,6 +101,14 @@ pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathE
 /// with a path that is not a reference path, or into the context object (`$$`) is
 /// [`PathError::NotAnObject`]; `target` is then left as it was.
 pub fn set(path: &str, target: Value, value: Value) -> Result<Value, PathError> {
+    set_or_keep(path, target, value).map_err(|target| PathError::NotAnObject {
+        path: path.to_owned(),
+        input: quote(&target),
+    })
+}
+
+/// [`set`], answering `target` as it was when the path cannot be applied.
+pub(crate) fn set_or_keep(path: &str, target: Value, value: Value) -> Result<Value, Value> {
     let segments = parse(path)
         .ok()
         .filter(|parsed| parsed.root == Root::Input)
@@ -96,10 +116,7 @@ pub fn set(path: &str, target: Value, value: Value) -> Result<Value, PathError> 
     let mut target = target;
     match segments.map(|segments| write(&mut target, &segments, value)) {
         Some(Ok(())) => Ok(target),
-        _ => Err(PathError::NotAnObject {
-            path: path.to_owned(),
-            input: quote(&target),
-        }),
+        _ => Err(target),
     }
 }
 
