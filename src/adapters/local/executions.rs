@@ -12,8 +12,8 @@
 //!   overlaps the stored history still does), and rewrites the small execution document,
 //!   instead of rewriting the whole history at every transition (which made the file grow
 //!   with the square of the history's length). One deflated row per save, rather than a row of
-//!   text per event, is about a tenth of the bytes: fewer pages for the store's one connection
-//!   to write at each commit;
+//!   text per event, is about a sixth of the bytes (docs/performance.md §2): fewer pages for
+//!   the store's one connection to write at each commit;
 //! - when it ends, the whole execution, history included, is compacted into the row's
 //!   `history` column as one deflate-compressed JSON document (the events and the head repeat
 //!   the incident's payload state after state, and compress ~6×; the `execution` column is
