@@ -49,8 +49,9 @@ AUDIT_QUERIES = [
      "SELECT incident_id, projection FROM incidents WHERE alarm_name = :alarm "
      "AND alarm_name <> '' ORDER BY created_at DESC, incident_id DESC LIMIT 20"),
     ("the outbox (sweeper)",
-     "SELECT incident_id, projection FROM incidents WHERE status = 'RECEIVED' "
-     "AND created_at < :now ORDER BY created_at ASC, incident_id ASC LIMIT 1000"),
+     "SELECT incident_id, projection FROM incidents INDEXED BY incidents_outbox "
+     "WHERE status = 'RECEIVED' AND created_at < :now "
+     "ORDER BY created_at ASC, incident_id ASC LIMIT 1000"),
     ("one execution", "SELECT execution, history FROM executions WHERE execution_arn = :arn"),
 ]
 

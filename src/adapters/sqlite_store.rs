@@ -172,8 +172,12 @@ const INSERT_EPISODE: &str =
 const UPDATE_EPISODE: &str =
     "UPDATE episodes SET version = ?2, episode = ?3 WHERE group_key = ?1 AND version = ?4";
 
-/// The literal `'RECEIVED'` matches the partial index's condition so that SQLite may use it.
+/// Through the partial `incidents_outbox` index, named: left to itself SQLite picks
+/// `incidents_by_status` and sorts the whole backlog before taking the oldest (18.4 ms instead
+/// of 1.4 ms for the first 1,000 of 20,000 RECEIVED incidents). The literal `'RECEIVED'`
+/// matches the index's condition, which SQLite needs to use it.
 const SELECT_OUTBOX: &str = "SELECT incident_id, projection FROM incidents
+    INDEXED BY incidents_outbox
     WHERE status = 'RECEIVED' AND created_at < ?1
     ORDER BY created_at ASC, incident_id ASC LIMIT ?2";
 
@@ -770,6 +774,7 @@ mod tests {
             "synchronous",
             "foreign_keys",
             "busy_timeout",
+            "temp_store",
             "user_version",
         ];
         let values = store
@@ -792,8 +797,38 @@ mod tests {
                 "Integer(2)".to_owned(),
                 "Integer(1)".to_owned(),
                 "Integer(5000)".to_owned(),
+                "Integer(2)".to_owned(),
                 format!("Integer({})", MIGRATIONS.len())
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_outbox_is_read_in_order_through_its_partial_index() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let plan: Vec<String> = store
+            .with_connection(|connection| {
+                let mut explain = connection
+                    .prepare(&format!("EXPLAIN QUERY PLAN {SELECT_OUTBOX}"))
+                    .unwrap();
+                Ok(explain
+                    .query_map(params!["2026-12-04T00:00:00.000Z", 10], |row| row.get(3))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap())
+            })
+            .await
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX incidents_outbox")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step == "USE TEMP B-TREE FOR ORDER BY"),
+            "the backlog is not sorted whole: {plan:?}"
         );
     }
 
