@@ -1022,7 +1022,6 @@ impl Execution {
         self.deadline.map_or(until, |deadline| until.min(deadline))
     }
 
-    /// The context object (`$$`) for a state entry.
     /// The context object (`$$`) of `visit`, built only if a path asks for it.
     fn context<'a>(&'a self, visit: &'a Visit) -> Context<'a> {
         Context {
@@ -1032,6 +1031,7 @@ impl Execution {
         }
     }
 
+    /// The context object (`$$`) for a state entry, built.
     fn context_document(&self, visit: &Visit) -> Value {
         let mut execution = json!({
             "Id": self.info.execution_arn,
