@@ -3,13 +3,18 @@
 //! 1. **Ceiling**: the same clients POST signed webhook bodies straight to the same receiver
 //!    (`alarm-relay receiver`'s code, in process): what this box does with HTTP + signature
 //!    checks alone.
-//! 2. **Pipeline**: ALARM events POSTed to `serve`'s API (the same router, connection loop and
+//! 2. **Relay bound**: the same clients POST the same ALARM events to a relay with no state:
+//!    `serve`'s connection loop and HTTP stack, the product's parse, render, signature and
+//!    delivery, answered once the webhook is (the seed's own design, a stateless handler). No
+//!    store, no workflow: what any relay that takes an event in and sends a webhook out costs
+//!    on this box, the bound a pipeline could reach with durability and a workflow for free.
+//! 3. **Pipeline**: ALARM events POSTed to `serve`'s API (the same router, connection loop and
 //!    SQLite durability as `alarm-relay serve`), a share of them copies of earlier ones, as
 //!    EventBridge may send; timed from the first POST until every incident is DELIVERED, and checked:
 //!    every unique event answered 202 once and every copy 200, each delivered exactly once with
 //!    a valid signature, none lost.
 //!
-//! 3. **Latency at a fixed rate**: new ALARM events offered open-loop at `--rate` per second
+//! 4. **Latency at a fixed rate**: new ALARM events offered open-loop at `--rate` per second
 //!    for `--seconds` (each POST on its own schedule, whatever the answers take), each timed
 //!    from its POST to the receiver recording its webhook: p50, p99 and max.
 //!
@@ -18,17 +23,26 @@
 //! `--duplicates 0.3` makes 30% of the N events copies; `--keep-db` copies the database as
 //! it is after the pipeline phase, for `benches/growth/run.py`); `--smoke` runs 100 events and
 //! 1 s at 50/s (what CI runs: no timing is asserted, the delivery checks are).
-//! Figures: events/s of both and their ratio, the latency percentiles, and the store's bytes
+//! Figures: events/s of each, the ratios pipeline/ceiling, relay/ceiling and pipeline/relay, the latency percentiles, and the store's bytes
 //! per delivered incident: the database file after a WAL checkpoint (the file that stays) and
 //! the WAL as it was before it (transient: SQLite reuses it from its start after each
 //! checkpoint).
 
+use alarm_relay::adapters::local::SecretFile;
+use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
 use alarm_relay::config::CorrelationConfig;
-use alarm_relay::delivery::DeliveryMode;
+use alarm_relay::delivery::{Deliverer, DeliveryMode};
 use alarm_relay::engine::pipeline::{Pipeline, PipelineConfig};
+use alarm_relay::event::AlarmEvent;
+use alarm_relay::payload::WebhookBody;
 use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
+use alarm_relay::secret::{CachedSecretSource, DEFAULT_TTL};
 use alarm_relay::server::{Access, Limits, router_with, serve};
 use alarm_relay::signing::{self, WebhookSecret};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -174,6 +188,40 @@ async fn paced(url: &str, bodies: Vec<String>, rate: u32) -> Vec<(DateTime<Utc>,
     sent
 }
 
+/// The relay bound's routes: `POST /events` parses the event, renders the seed's body, signs
+/// and delivers it with `deliverer`, and answers 202 once the receiver has; 400 for a body that
+/// is not an alarm event, 502 when the delivery failed. Nothing is stored.
+fn relay(deliverer: Deliverer) -> Router {
+    async fn relay_event(State(deliverer): State<Arc<Deliverer>>, body: String) -> StatusCode {
+        let Ok(event) = AlarmEvent::parse(body.as_bytes()) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        match deliverer.deliver(&WebhookBody::render(&event)).await {
+            Ok(_) => StatusCode::ACCEPTED,
+            Err(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+    Router::new()
+        .route("/events", post(relay_event))
+        .with_state(Arc::new(deliverer))
+}
+
+/// Serves `router` on a fresh loopback port with `serve`'s connection loop; answers the URL
+/// of its `/events`.
+async fn serve_events(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(serve(
+        listener,
+        router,
+        Limits::default(),
+        std::future::pending(),
+    ));
+    url
+}
+
 /// The receiver's record file, one parsed line per request; every one validly signed.
 fn received_lines(path: &std::path::Path) -> Vec<Value> {
     let record = std::fs::read_to_string(path).unwrap();
@@ -240,10 +288,36 @@ async fn main() {
     assert!(ceiling_answers.iter().all(|status| *status == 202));
     std::fs::write(dir.path().join("received.jsonl"), "").unwrap();
 
-    // 2. The pipeline.
+    // 2. The relay bound: the same events through a relay that keeps nothing.
     let secret_file = dir.path().join("secret.json");
     let document = json!({ "WEBHOOK_URL": receiver.url(), "WEBHOOK_SECRET": SECRET });
     std::fs::write(&secret_file, document.to_string()).unwrap();
+    let transport = ReqwestTransport::new(HttpTransportConfig {
+        allow_http_loopback: true,
+        ..HttpTransportConfig::default()
+    })
+    .unwrap();
+    let clock = Arc::new(SystemClock);
+    let secrets =
+        CachedSecretSource::new(SecretFile::new(&secret_file), clock.clone(), DEFAULT_TTL);
+    let relay_url = serve_events(relay(Deliverer::new(
+        Arc::new(secrets),
+        Arc::new(transport),
+        clock,
+    )))
+    .await;
+    let (relay_answers, relay_took) =
+        blast(&relay_url, Arc::new(unique.clone()), options.senders, false).await;
+    assert!(relay_answers.iter().all(|status| *status == 202));
+    let relayed = received_lines(&dir.path().join("received.jsonl"));
+    assert_eq!(
+        accepted(&relayed).count(),
+        distinct,
+        "the relay delivered every event"
+    );
+    std::fs::write(dir.path().join("received.jsonl"), "").unwrap();
+
+    // 3. The pipeline.
     let db = dir.path().join("relay.db");
     let pipeline = Pipeline::open(&PipelineConfig {
         db: db.clone(),
@@ -256,13 +330,8 @@ async fn main() {
         network: Default::default(),
     })
     .unwrap();
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .unwrap();
-    let events_url = format!("http://{}/events", listener.local_addr().unwrap());
-    let limits = Limits::default();
-    let router = router_with(pipeline.clone(), Access::Open, limits.body_timeout);
-    tokio::spawn(serve(listener, router, limits, std::future::pending()));
+    let body_timeout = Limits::default().body_timeout;
+    let events_url = serve_events(router_with(pipeline.clone(), Access::Open, body_timeout)).await;
 
     // Copies after every original, spread over them: each copy is answered 200 (a duplicate),
     // or its original is, when both race.
@@ -304,7 +373,7 @@ async fn main() {
         std::fs::copy(&db, keep).unwrap_or_else(|e| panic!("--keep-db {}: {e}", keep.display()));
     }
 
-    // 3. Latency at a fixed rate, on the same running pipeline.
+    // 4. Latency at a fixed rate, on the same running pipeline.
     let offered = (options.rate * options.seconds) as usize;
     let fresh: Vec<String> = (0..offered).map(|n| event(1_000_000 + n)).collect();
     let sent = paced(&events_url, fresh, options.rate).await;
@@ -348,12 +417,22 @@ async fn main() {
         "  ceiling (signed POSTs straight to the receiver): {ceiling:.0}/s in {:.2} s",
         ceiling_took.as_secs_f64()
     );
+    let relay_rate = rate(distinct, relay_took);
+    println!(
+        "  relay bound (the same events, parsed, rendered, signed and POSTed, nothing stored): {relay_rate:.0}/s in {:.2} s",
+        relay_took.as_secs_f64()
+    );
     println!(
         "  pipeline (POST /events -> durable record -> workflow -> signed POST -> DELIVERED): {pipeline_rate:.0}/s in {:.2} s (intake answered all in {:.2} s)",
         took.as_secs_f64(),
         posted.as_secs_f64()
     );
     println!("  ratio pipeline/ceiling: {:.3}", pipeline_rate / ceiling);
+    println!(
+        "  ratio relay/ceiling: {:.3} (a relay that keeps nothing); pipeline/relay: {:.3}",
+        relay_rate / ceiling,
+        pipeline_rate / relay_rate
+    );
     println!(
         "  latency at {}/s for {} s, POST -> webhook received ({} of {offered} delivered): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (receiver clock: 1 ms resolution)",
         options.rate,
