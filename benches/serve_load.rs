@@ -30,15 +30,13 @@
 //! database file after a WAL checkpoint (the file that stays) and the WAL as it was before it
 //! (transient: SQLite reuses it from its start after each checkpoint).
 
-use alarm_relay::adapters::local::SecretFile;
-use alarm_relay::adapters::{HttpTransportConfig, ReqwestTransport, SystemClock};
+use alarm_relay::adapters::SystemClock;
 use alarm_relay::config::CorrelationConfig;
 use alarm_relay::delivery::{Deliverer, DeliveryMode};
 use alarm_relay::engine::pipeline::{Pipeline, PipelineConfig};
 use alarm_relay::event::AlarmEvent;
 use alarm_relay::payload::WebhookBody;
 use alarm_relay::receiver::{FaultPlan, Receiver, ReceiverConfig};
-use alarm_relay::secret::{CachedSecretSource, DEFAULT_TTL};
 use alarm_relay::server::{Access, Limits, router_with, serve};
 use alarm_relay::signing::{self, WebhookSecret};
 use axum::Router;
@@ -323,24 +321,24 @@ async fn main() {
     .await;
     std::fs::write(dir.path().join("received.jsonl"), "").unwrap();
 
-    // 2. The relay bound: the same events through a relay that keeps nothing.
+    // 2. The relay bound: the same events through a relay that keeps nothing, delivering with
+    // the pipeline's own deliverer.
     let secret_file = dir.path().join("secret.json");
     let document = json!({ "WEBHOOK_URL": receiver.url(), "WEBHOOK_SECRET": SECRET });
     std::fs::write(&secret_file, document.to_string()).unwrap();
-    let transport = ReqwestTransport::new(HttpTransportConfig {
+    let db = dir.path().join("relay.db");
+    let config = PipelineConfig {
+        db: db.clone(),
+        secret_file,
         allow_http_loopback: true,
-        ..HttpTransportConfig::default()
-    })
-    .unwrap();
-    let clock = Arc::new(SystemClock);
-    let secrets =
-        CachedSecretSource::new(SecretFile::new(&secret_file), clock.clone(), DEFAULT_TTL);
-    let relay_url = serve_events(relay(Deliverer::new(
-        Arc::new(secrets),
-        Arc::new(transport),
-        clock,
-    )))
-    .await;
+        correlation: CorrelationConfig::default(),
+        delivery_mode: DeliveryMode::Live,
+        destinations: Default::default(),
+        routing: Default::default(),
+        network: Default::default(),
+    };
+    let deliverer = Pipeline::deliverer(&config, Arc::new(SystemClock)).unwrap();
+    let relay_url = serve_events(relay(deliverer)).await;
     let (relay_sent, relay_took, relay_rounds) = baseline(
         &relay_url,
         &unique,
@@ -358,18 +356,7 @@ async fn main() {
     std::fs::write(dir.path().join("received.jsonl"), "").unwrap();
 
     // 3. The pipeline.
-    let db = dir.path().join("relay.db");
-    let pipeline = Pipeline::open(&PipelineConfig {
-        db: db.clone(),
-        secret_file,
-        allow_http_loopback: true,
-        correlation: CorrelationConfig::default(),
-        delivery_mode: DeliveryMode::Live,
-        destinations: Default::default(),
-        routing: Default::default(),
-        network: Default::default(),
-    })
-    .unwrap();
+    let pipeline = Pipeline::open(&config).unwrap();
     let body_timeout = Limits::default().body_timeout;
     let events_url = serve_events(router_with(pipeline.clone(), Access::Open, body_timeout)).await;
 

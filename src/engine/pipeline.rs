@@ -119,31 +119,7 @@ impl Pipeline {
         let machine = StateMachine::load(DEFINITION, &substitutions())?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store: Arc<dyn IncidentStore> = Arc::new(sqlite.clone());
-        let transport = ReqwestTransport::new(HttpTransportConfig {
-            allow_http_loopback: config.allow_http_loopback,
-            ..HttpTransportConfig::default()
-        })
-        .map_err(|error| PipelineError::Http(error.to_string()))?;
-        let file = |path: &Path| -> Arc<dyn SecretSource> {
-            Arc::new(CachedSecretSource::new(
-                SecretFile::new(path),
-                clock.clone(),
-                DEFAULT_TTL,
-            ))
-        };
-        let named = config
-            .destinations
-            .iter()
-            .map(|(name, path)| (name.clone(), file(path)))
-            .collect();
-        let destinations = NamedDestinations::fixed(file(&config.secret_file), named);
-        let deliverer = Deliverer::new(
-            file(&config.secret_file),
-            Arc::new(transport),
-            clock.clone(),
-        )
-        .with_destinations(Arc::new(destinations))
-        .with_mode(config.delivery_mode);
+        let deliverer = Self::deliverer(config, clock.clone())?;
         let functions = LocalFunctions {
             deliverer: Arc::new(deliverer),
             alarms,
@@ -170,6 +146,37 @@ impl Pipeline {
             dispatcher,
             _lock: Arc::new(lock),
         })
+    }
+
+    /// The deliverer of a pipeline with `config`: its transport, its destinations' secret
+    /// files (each cached for [`DEFAULT_TTL`]) and its delivery mode.
+    pub fn deliverer(
+        config: &PipelineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Deliverer, PipelineError> {
+        let transport = ReqwestTransport::new(HttpTransportConfig {
+            allow_http_loopback: config.allow_http_loopback,
+            ..HttpTransportConfig::default()
+        })
+        .map_err(|error| PipelineError::Http(error.to_string()))?;
+        let file = |path: &Path| -> Arc<dyn SecretSource> {
+            Arc::new(CachedSecretSource::new(
+                SecretFile::new(path),
+                clock.clone(),
+                DEFAULT_TTL,
+            ))
+        };
+        let named = config
+            .destinations
+            .iter()
+            .map(|(name, path)| (name.clone(), file(path)))
+            .collect();
+        let destinations = NamedDestinations::fixed(file(&config.secret_file), named);
+        Ok(
+            Deliverer::new(file(&config.secret_file), Arc::new(transport), clock)
+                .with_destinations(Arc::new(destinations))
+                .with_mode(config.delivery_mode),
+        )
     }
 
     /// After a restart: drives the executions that were in flight, records failures whose
